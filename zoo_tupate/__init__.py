@@ -1,0 +1,20 @@
+"""zoo-tupate: tuned parameters as task embeddings (TuPaTE), with a Hugging Face Hub model-zoo client.
+
+Python API (the CLI is a thin layer over it)::
+
+    from zoo_tupate import embed, Index
+    emb = embed("path/to/adapter", repr="raw", pooling="layer-mean")
+    index = Index("~/.cache/zoo-tupate")
+    index.add("path/to/adapter")
+    index.suggest([emb], top_k=5)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from zoo_tupate.api import embed, read_checkpoint  # noqa: E402
+from zoo_tupate.embedding import Embedding  # noqa: E402
+from zoo_tupate.index import Entry, Index, Suggestion  # noqa: E402
+
+__all__ = ["Embedding", "Entry", "Index", "Suggestion", "__version__", "embed", "read_checkpoint"]

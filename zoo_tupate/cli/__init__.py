@@ -1,0 +1,37 @@
+"""The ``zoo-tupate`` command line: a thin layer over the Python API.
+
+Each command lives in its own module exposing ``command`` (a click command or group); add a module's
+name to ``COMMAND_MODULES`` to register it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from zoo_tupate import __version__
+from zoo_tupate.constants import default_home
+
+COMMAND_MODULES = ["info", "embed", "index", "suggest"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory holding the index and caches (env ZOO_TUPATE_HOME; default: a per-user cache dir).",
+)
+@click.version_option(__version__, prog_name="zoo-tupate")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Rank source tasks for a target from parameter-efficient checkpoints (TuPaTE)."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home if home is not None else default_home()
+
+
+for _name in COMMAND_MODULES:
+    _module = importlib.import_module(f"zoo_tupate.cli.{_name}")
+    main.add_command(_module.command)

@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: the stderr console, JSON output, and turning errors into one line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from zoo_tupate.errors import ZooError
+from zoo_tupate.redact import redact
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Tables, progress and notes go to stderr so that stdout stays clean for ``--json`` and pipes.
+console = Console(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one redacted error line on stderr and exit with ``code``."""
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Decorator for commands: a :class:`ZooError` (or a bad path) becomes one line and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ZooError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (OSError, MemoryError) as exc:
+            fail(f"{type(exc).__name__}: {exc}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def home_from(ctx: click.Context) -> Path:
+    """The ``--home`` directory chosen on the main group."""
+    return ctx.find_root().obj["home"]

@@ -1,0 +1,45 @@
+"""``zoo-tupate embed PATH``: write a checkpoint's task embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from zoo_tupate.api import embed
+from zoo_tupate.cli.common import console, handle_errors, print_json
+from zoo_tupate.embedding import POOLINGS, REPRS
+
+
+@click.command("embed")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--repr", "repr_", type=click.Choice(REPRS), default="raw", show_default=True,
+              help="raw: tensors as stored (the paper's); delta: LoRA ΔW (comparable across inits and ranks).")
+@click.option("--pooling", type=click.Choice(POOLINGS), default="layer-mean", show_default=True,
+              help="layer-mean: average layers (the paper's); flatten: concatenate them.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the 1-D float32 vector to this .npy file.")
+@click.option("--include-heads", is_flag=True, help="Keep head / modules_to_save tensors.")
+@click.option("--base-model-id", default=None, help="Identity of the base model for the embedding space.")
+@click.option("--base-weights", type=click.Path(path_type=Path), default=None,
+              help="Base model weights (for absolute BitFit biases).")
+@click.option("--json", "as_json", is_flag=True, help="Print the embedding's description as JSON on stdout.")
+@handle_errors
+def command(path: Path, repr_: str, pooling: str, output: Path | None, include_heads: bool,
+            base_model_id: str | None, base_weights: Path | None, as_json: bool) -> None:
+    """Compute the TuPaTE embedding of the checkpoint at PATH."""
+    emb = embed(path, repr=repr_, pooling=pooling, include_heads=include_heads, base_model_id=base_model_id,
+                base_weights=base_weights)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp")
+        with open(tmp, "wb") as handle:
+            np.save(handle, emb.vector.astype(np.float32))
+        tmp.replace(output)
+    if as_json:
+        print_json({**emb.to_json(), "output": str(output) if output else None})
+        return
+    flag = f" [red]degenerate: {emb.degenerate_reason}[/red]" if emb.degenerate else ""
+    where = f" → {output}" if output else ""
+    console.print(f"{emb.method} {emb.repr} {emb.pooling}: dim {emb.dim}, space {emb.space}{where}{flag}")

@@ -1,0 +1,55 @@
+"""``zoo-tupate suggest --target T``: rank the zoo's sources for a target."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from zoo_tupate import defaults
+from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
+from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
+from zoo_tupate.index import Index
+from zoo_tupate.targets import KINDS, resolve_target
+
+
+@click.command("suggest")
+@click.option("--target", "-t", required=True,
+              help="A checkpoint folder, an index entry, a Hub repo (org/name[@rev]) or a dataset.")
+@click.option("--target-kind", type=click.Choice(KINDS), default="auto", show_default=True,
+              help="How to read --target (auto: local path, then index entry, then Hub).")
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=defaults.SUGGEST_TOP_K, show_default=True)
+@click.option("--methods", "-m", multiple=True, type=click.Choice(METHODS + ("external",)),
+              help="Only these methods (repeatable).")
+@click.option("--repr", "reprs", multiple=True, type=click.Choice(REPRS),
+              help=f"Representation(s) to compare in (default: {', '.join(defaults.SUGGEST_REPRS)}).")
+@click.option("--pooling", type=click.Choice(POOLINGS), default=defaults.SUGGEST_POOLING, show_default=True)
+@click.option("--ensemble/--no-ensemble", default=defaults.SUGGEST_ENSEMBLE, show_default=True,
+              help="One row per source, score averaged over methods.")
+@click.option("--center/--no-center", default=defaults.SUGGEST_CENTER, show_default=True,
+              help="Subtract the space's mean vector before cosine.")
+@click.option("--base-model-id", default=None, help="Identity of a local target's base model.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
+@click.pass_context
+@handle_errors
+def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
+            reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, base_model_id: str | None,
+            as_json: bool) -> None:
+    """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
+    index = Index(home_from(ctx))
+    wanted = reprs or defaults.SUGGEST_REPRS
+    resolved = resolve_target(index, target, kind=target_kind, reprs=tuple(wanted), pooling=pooling,
+                              base_model_id=base_model_id)
+    ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
+                            methods=methods or None, reprs=wanted, ensemble=ensemble, center=center)
+    for note in resolved.notes + ranking.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if as_json:
+        print_json([row.to_json() for row in ranking])
+        return
+    table = Table(title=f"sources for {target}" + (" (ensemble)" if ensemble else ""))
+    for column in ("rank", "name", "score", "methods" if ensemble else "method", "space", "source"):
+        table.add_column(column, overflow="fold")
+    for row in ranking:
+        table.add_row(str(row.rank), row.name, f"{row.score:.4f}",
+                      ",".join(row.methods) if ensemble else row.method, row.space, row.source)
+    console.print(table)

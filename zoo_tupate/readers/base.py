@@ -1,0 +1,165 @@
+"""What every reader sees (a checkpoint folder) and returns (tuned parameters grouped by layer)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from zoo_tupate.weights import TensorInfo, check_inside, list_tensors, load_tensors
+
+#: Weight files that hold an adapter, most specific first. Head files are never read.
+WEIGHT_FILES = (
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "adapter.safetensors",
+    "pytorch_adapter.bin",
+)
+CONFIG_FILES = ("adapter_config.json",)
+HEAD_FILES = ("pytorch_model_head.bin", "head.safetensors", "head_config.json")
+
+_LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.(.+)$")
+
+
+@dataclass
+class CheckpointFolder:
+    """A checkpoint on disk: its folder, weights file, parsed config and tensor headers."""
+
+    path: Path
+    weights: Path
+    config: dict[str, Any]
+    tensors: dict[str, TensorInfo]
+
+    def load(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Load only ``names`` from the weights file."""
+        return load_tensors(self.weights, names)
+
+
+@dataclass
+class TunedParams:
+    """The tuned parameters of one checkpoint, as a reader found them.
+
+    ``layers`` maps a Transformer layer index to ``{canonical name: array}``; canonical names are the
+    parameter path inside the layer with model prefixes and adapter names removed
+    (``attention.self.query.lora_A``). ``shared`` holds tuned tensors that belong to no layer
+    (input-level prompts, heads kept with ``include_heads``).
+    """
+
+    method: str
+    format: str
+    base_model: str | None
+    layers: dict[int, dict[str, np.ndarray]]
+    shared: dict[str, np.ndarray] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
+    scaling: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_params(self) -> int:
+        """Number of tuned values read (layers and shared)."""
+        total = sum(a.size for group in self.layers.values() for a in group.values())
+        return int(total + sum(a.size for a in self.shared.values()))
+
+
+def open_checkpoint(path: str | Path) -> CheckpointFolder:
+    """Locate the weights file and config of a checkpoint folder (or a weights file given directly)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UnsupportedCheckpoint(f"{path}: no such file or directory")
+    if path.is_file():
+        if path.suffix not in (".safetensors", ".bin", ".pt", ".pth"):
+            raise UnsupportedCheckpoint(f"{path}: not a weights file (expected a folder, .safetensors or .bin)")
+        folder, weights = path.parent, path
+    else:
+        folder = path
+        found = [folder / name for name in WEIGHT_FILES if (folder / name).exists()]
+        if not found:
+            listing = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "empty folder"
+            raise UnsupportedCheckpoint(
+                f"{folder}: no adapter weights found (looked for {', '.join(WEIGHT_FILES)}; found {listing})"
+            )
+        weights = found[0]
+    check_inside(weights, folder)
+    if not weights.is_file():
+        raise CorruptCheckpoint(f"{weights}: is not a regular file")
+    config = read_config(folder)
+    return CheckpointFolder(path=folder, weights=weights, config=config, tensors=list_tensors(weights))
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """Parse ``adapter_config.json`` if present (empty dict when absent)."""
+    for name in CONFIG_FILES:
+        file = folder / name
+        if file.exists():
+            check_inside(file, folder)
+            try:
+                config = json.loads(file.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CorruptCheckpoint(f"{file}: invalid JSON ({exc})") from None
+            if not isinstance(config, dict):
+                raise CorruptCheckpoint(f"{file}: expected a JSON object, got {type(config).__name__}")
+            return config
+    return {}
+
+
+def split_layer(key: str) -> tuple[int, str] | None:
+    """``'...encoder.layer.3.attention.self.query.lora_A.weight'`` → ``(3, 'attention.self.query.lora_A.weight')``."""
+    match = _LAYER_RE.search(key)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def group_by_layer(
+    ckpt: CheckpointFolder, selected: dict[str, str]
+) -> dict[int, dict[str, np.ndarray]]:
+    """Load the tensors in ``selected`` (file key → canonical in-layer name) and group them by layer."""
+    arrays = ckpt.load(list(selected))
+    layers: dict[int, dict[str, np.ndarray]] = {}
+    for key, canonical in selected.items():
+        split = split_layer(key)
+        assert split is not None
+        group = layers.setdefault(split[0], {})
+        if canonical in group:
+            raise UnsupportedCheckpoint(
+                f"{ckpt.weights}: two tensors map to layer {split[0]} {canonical!r} (several adapters in one file?)"
+            )
+        group[canonical] = arrays[key]
+    return dict(sorted(layers.items()))
+
+
+def base_model_from_config(config: dict[str, Any]) -> str | None:
+    """The base model a PEFT or AdapterHub config names, if any."""
+    for key in ("base_model_name_or_path", "model_name"):
+        value = config.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def heads_and_rest(ckpt: CheckpointFolder, kept: set[str]) -> list[str]:
+    """Tensor names of the file that a reader did not keep (heads, ``modules_to_save``, embeddings)."""
+    return sorted(name for name in ckpt.tensors if name not in kept)
+
+
+def load_shared(ckpt: CheckpointFolder, names: list[str]) -> dict[str, np.ndarray]:
+    """Load tensors that belong to no layer, keyed by their name without PEFT prefixes."""
+    arrays = ckpt.load(names)
+    return {strip_prefixes(name): arrays[name] for name in names}
+
+
+def strip_prefixes(key: str) -> str:
+    """Remove PEFT's ``base_model.model.`` wrappers (however deeply nested)."""
+    while True:
+        for prefix in ("base_model.model.", "base_model."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        else:
+            return key

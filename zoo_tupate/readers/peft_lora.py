@@ -1,0 +1,62 @@
+"""PEFT LoRA (any PEFT version, any encoder, any key-prefix nesting)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from zoo_tupate.readers.base import CheckpointFolder, TunedParams
+from zoo_tupate.readers.peft_layered import has_key_part, peft_type, read_layered
+
+NAME = "peft-lora"
+METHOD = "lora"
+_PATTERN = re.compile(r"(.+\.lora_[AB])\.weight")
+
+
+def detect(ckpt: CheckpointFolder) -> bool:
+    """A PEFT LoRA checkpoint: the config says so, or tensors named ``lora_A``/``lora_B`` exist."""
+    if peft_type(ckpt) in {"LORA", "ADALORA"}:
+        return True
+    return peft_type(ckpt) is None and has_key_part(ckpt, ".lora_A.")
+
+
+def read(ckpt: CheckpointFolder, include_heads: bool = False, **_: object) -> TunedParams:
+    """Read LoRA A/B factors grouped by layer; record each module's α/r scale for the ``delta`` repr."""
+    params = read_layered(ckpt, method=METHOD, fmt=NAME, pattern=_PATTERN, include_heads=include_heads)
+    params.scaling = lora_scaling(ckpt.config, params)
+    if has_key_part(ckpt, "lora_magnitude_vector"):
+        params.notes.append("DoRA magnitude vectors left out: the embedding uses the LoRA factors only")
+    return params
+
+
+def lora_scaling(config: dict, params: TunedParams) -> dict[str, float]:
+    """α/r per module (``rank_pattern``/``alpha_pattern`` and rsLoRA honoured), from the tensors' real rank."""
+    alpha_default = _number(config.get("lora_alpha", config.get("alpha")), None)
+    rank_pattern = config.get("rank_pattern") or {}
+    alpha_pattern = config.get("alpha_pattern") or {}
+    rslora = bool(config.get("use_rslora"))
+    scaling: dict[str, float] = {}
+    for group in params.layers.values():
+        for name, array in group.items():
+            if not name.endswith(".lora_A"):
+                continue
+            module = name[: -len(".lora_A")]
+            rank = array.shape[0]
+            alpha = _pattern_value(alpha_pattern, module, alpha_default)
+            _pattern_value(rank_pattern, module, rank)  # the tensors' rank wins over the config
+            if alpha is None:
+                alpha = rank  # no alpha known: scale 1
+            scaling[module] = alpha / (math.sqrt(rank) if rslora else rank)
+    return scaling
+
+
+def _pattern_value(pattern: dict, module: str, default):
+    if isinstance(pattern, dict):
+        for key, value in pattern.items():
+            if isinstance(key, str) and (module == key or module.endswith("." + key) or key.endswith(module)):
+                return _number(value, default)
+    return default
+
+
+def _number(value, default):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default

@@ -1,0 +1,117 @@
+"""Crash-safe file primitives: atomic writes, shard files of vectors, memory-mapped reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo_tupate.errors import CorruptCheckpoint
+
+META_KEY = "zoo_tupate"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically replace ``path`` with ``obj`` as JSON."""
+    atomic_write_bytes(path, json.dumps(obj, separators=(",", ":"), default=_json_default).encode())
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_vectors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+    """Atomically write float32 matrices as a safetensors file with one JSON metadata document."""
+    from safetensors.numpy import save
+
+    data = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
+                metadata={META_KEY: json.dumps(metadata, default=_json_default)})
+    atomic_write_bytes(path, data)
+
+
+def _header(path: Path) -> tuple[dict[str, Any], int]:
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise CorruptCheckpoint(f"{path}: truncated vector file")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > 100 * 1024 * 1024:
+            raise CorruptCheckpoint(f"{path}: vector file header too large")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        raise CorruptCheckpoint(f"{path}: vector file header is not JSON") from None
+    if not isinstance(header, dict):
+        raise CorruptCheckpoint(f"{path}: vector file header is not a JSON object")
+    return header, 8 + length
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The JSON metadata document of a vector file."""
+    header, _ = _header(path)
+    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    if raw is None:
+        raise CorruptCheckpoint(f"{path}: no '{META_KEY}' metadata")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise CorruptCheckpoint(f"{path}: '{META_KEY}' metadata is not JSON") from None
+    if not isinstance(meta, dict):
+        raise CorruptCheckpoint(f"{path}: '{META_KEY}' metadata is not an object")
+    return meta
+
+
+def map_vectors(path: Path, name: str = "vectors") -> np.ndarray:
+    """Memory-map one float32 matrix of a vector file (read-only, checked against the file size)."""
+    header, data_start = _header(path)
+    spec = header.get(name)
+    if not isinstance(spec, dict) or spec.get("dtype") != "F32":
+        raise CorruptCheckpoint(f"{path}: no float32 tensor {name!r}")
+    shape = tuple(int(d) for d in spec["shape"])
+    start, end = (int(o) for o in spec["data_offsets"])
+    size = path.stat().st_size
+    count = int(np.prod(shape)) if shape else 1
+    if data_start + end > size or end - start != 4 * count:
+        raise CorruptCheckpoint(f"{path}: tensor {name!r} does not fit the file (truncated?)")
+    if count == 0:
+        return np.zeros(shape, np.float32)
+    return np.memmap(path, dtype=np.float32, mode="r", offset=data_start + start, shape=shape)

@@ -1,0 +1,92 @@
+"""Turning a ``suggest --target`` argument into embeddings: a checkpoint, an index entry, a Hub repo or a dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo_tupate.embedding import REPRS, Embedding
+from zoo_tupate.errors import EntryNotFound, UnsupportedCheckpoint, ZooError
+from zoo_tupate.index import Index
+
+DATASET_FILES = ("train.jsonl", "train.csv", "train.parquet", "train.json")
+KINDS = ("auto", "checkpoint", "entry", "hub", "dataset")
+
+
+@dataclass
+class Target:
+    """Resolved target: its embeddings, the names to keep out of the ranking, and how it was found."""
+
+    embeddings: list[Embedding]
+    exclude: set[str] = field(default_factory=set)
+    kind: str = "checkpoint"
+    notes: list[str] = field(default_factory=list)
+
+
+def is_dataset_folder(path: Path) -> bool:
+    """A local folder holding ``train.*`` rows rather than adapter weights."""
+    return path.is_dir() and any((path / name).exists() for name in DATASET_FILES)
+
+
+def checkpoint_embeddings(index: Index, path: Path, reprs: tuple[str, ...], pooling: str,
+                          base_model_id: str | None = None) -> list[Embedding]:
+    """Embed a local checkpoint in each repr that applies to it (``delta`` only for LoRA)."""
+    out: list[Embedding] = []
+    errors: list[str] = []
+    for repr_ in reprs:
+        try:
+            out.append(index.cached_embed(path, repr_, pooling, base_model_id=base_model_id))
+        except UnsupportedCheckpoint as exc:
+            errors.append(str(exc))
+            if repr_ == "raw" or len(reprs) == 1:
+                raise
+    return out
+
+
+def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[str, ...] = REPRS,
+                   pooling: str = "layer-mean", base_model_id: str | None = None, **probe_options) -> Target:
+    """Find the target's embeddings. ``auto`` tries a local path, an index entry, then the Hub/datasets."""
+    path = Path(target).expanduser()
+    if kind in ("auto", "dataset") and is_dataset_folder(path) or kind == "dataset":
+        return _dataset_target(index, target, reprs, pooling, probe_options)
+    if kind in ("auto", "checkpoint") and path.exists():
+        embs = checkpoint_embeddings(index, path, reprs, pooling, base_model_id)
+        for emb in embs:
+            if emb.degenerate:
+                raise UnsupportedCheckpoint(f"{path}: degenerate target ({emb.degenerate_reason})")
+        return Target(embs, kind="checkpoint")
+    if kind == "checkpoint":
+        raise UnsupportedCheckpoint(f"{path}: no such file or directory")
+    if kind in ("auto", "entry"):
+        try:
+            entries = index.get(target)
+            return Target([index.embedding_of(e) for e in entries], exclude={target}, kind="entry")
+        except EntryNotFound:
+            if kind == "entry":
+                raise
+    return _hub_target(index, target, reprs, pooling, kind)
+
+
+def _hub_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str, kind: str) -> Target:
+    try:
+        from zoo_tupate.hub import resolve_target as hub_resolve  # type: ignore[attr-defined]
+    except ImportError:
+        hub_resolve = None
+    if hub_resolve is None:
+        raise UnsupportedCheckpoint(f"{target}: not a local path or index entry (Hub targets are unavailable)")
+    try:
+        embeddings = hub_resolve(target, index, reprs=reprs, pooling=pooling)
+    except ZooError:
+        raise
+    names = {target.split("@", 1)[0].removeprefix("hub:")}
+    return Target(list(embeddings), exclude=names, kind="hub")
+
+
+def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str, options: dict) -> Target:
+    try:
+        from zoo_tupate.tuning.probe import ensure_probes  # type: ignore[import-not-found]
+    except ImportError:
+        raise UnsupportedCheckpoint(f"{target}: dataset targets need the tuning module, which is unavailable") from None
+    embeddings = ensure_probes(target, index, **options)
+    embeddings = [e for e in embeddings if e.repr in reprs]
+    return Target(embeddings, kind="dataset")
