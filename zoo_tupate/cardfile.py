@@ -167,7 +167,7 @@ def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str,
     readme = render_readme(json.loads(text))
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / WEIGHTS_NAME, save(tensors, metadata={METADATA_KEY: text}))
-    _atomic_write(folder / README_NAME, readme.encode("utf-8"))
+    _atomic_write(folder / README_NAME, (readme.rstrip("\n") + "\n").encode("utf-8"))
     return folder
 
 
@@ -255,6 +255,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*(?:\|[^{}]*)?\}\}")
 
 def _render_plain(template: str, **values: Any) -> str:
     """Render the ``{{ name }}`` placeholders of a template without Jinja (the card template uses no more)."""
+    if template.endswith("\n"):  # as Jinja does (keep_trailing_newline=False)
+        template = template[:-1]
     return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
 
 

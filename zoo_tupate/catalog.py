@@ -237,6 +237,9 @@ class TaskCard:
     notes: list[str] = field(default_factory=list)
     source_file: str = ""
 
+    def __hash__(self) -> int:  # names are unique in a catalog; the list fields are not hashable
+        return hash(self.name)
+
     @property
     def short_name(self) -> str:
         """The task part of the name (``rte`` for ``glue/rte``)."""

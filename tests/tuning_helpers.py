@@ -1,0 +1,100 @@
+"""Small offline models and datasets for the tuning tests (tiny BERT/DistilBERT/GPT-2, toy tasks)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+SHARED_CR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cr"
+
+_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_WORDS = (
+    "the a movie film was is good great fine bad awful poor plot actor story and but not very really "
+    "i it this that loved hated liked boring fun dull sad happy man woman dog cat sat on mat ran".split()
+)
+
+
+def write_vocab(folder: Path, extra_words: list[str] = ()) -> Path:
+    """A WordPiece vocab: special tokens, letters, the toy words and ``extra_words``."""
+    words = list(dict.fromkeys([*_SPECIAL, *"abcdefghijklmnopqrstuvwxyz.,!?'", *_WORDS, *extra_words]))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    return path
+
+
+def tiny_bert(folder: Path, extra_words: list[str] = (), model_type: str = "bert", seed: int = 0) -> Path:
+    """Save a random 2-layer, hidden-32 encoder and a real WordPiece tokenizer to ``folder``."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer, DistilBertConfig, DistilBertModel
+
+    vocab = write_vocab(folder, extra_words)
+    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=True)
+    size = len(vocab.read_text(encoding="utf-8").split("\n")) - 1
+    torch.manual_seed(seed)
+    if model_type == "distilbert":
+        config = DistilBertConfig(vocab_size=size, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                  max_position_embeddings=64)
+        model = DistilBertModel(config)
+    else:
+        config = BertConfig(vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=64)
+        model = BertModel(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_gpt2(folder: Path) -> Path:
+    """A random 2-layer GPT-2 (a decoder none of the tuning methods targets)."""
+    from transformers import GPT2Config, GPT2Model
+
+    model = GPT2Model(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64))
+    model.save_pretrained(folder)
+    return folder
+
+
+def toy_rows(n: int, seed: int = 0, pair: bool = False) -> list[dict]:
+    """A learnable sentiment toy task: label 1 iff the sentence holds a positive word."""
+    rng = random.Random(seed)
+    pos, neg, filler = ["good", "great", "fun", "loved"], ["bad", "awful", "dull", "hated"], _WORDS[:12]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(filler, 4) + [rng.choice(pos if label else neg)]
+        rng.shuffle(words)
+        row = {"sentence1": " ".join(words), "label": label}
+        if pair:
+            row["sentence2"] = " ".join(rng.sample(filler, 3))
+        rows.append(row)
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def toy_dataset(folder: Path, n_train: int = 160, n_val: int = 40, **kwargs) -> Path:
+    """A local dataset folder (train.jsonl, validation.jsonl) of :func:`toy_rows`."""
+    write_jsonl(folder / "train.jsonl", toy_rows(n_train, seed=1, **kwargs))
+    write_jsonl(folder / "validation.jsonl", toy_rows(n_val, seed=2, **kwargs))
+    return folder
+
+
+def cr_words(task: str, limit: int = 400) -> list[str]:
+    """The most frequent lower-cased words of a shared CR task (to give the tiny vocab real coverage)."""
+    counts: dict[str, int] = {}
+    with open(SHARED_CR / task / "train.jsonl", encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            if i >= 2000:
+                break
+            row = json.loads(line)
+            for text in (row["sentence1"], row.get("sentence2") or ""):
+                for word in text.lower().split():
+                    word = word.strip(".,!?;:'\"()")
+                    if word.isalpha():
+                        counts[word] = counts.get(word, 0) + 1
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]

@@ -1,0 +1,6 @@
+"""``python -m zoo_tupate`` runs the CLI."""
+
+from zoo_tupate.cli import main
+
+if __name__ == "__main__":
+    main()
