@@ -1,0 +1,95 @@
+"""Download chosen files of a repo at a commit into the cache, and check them against the Hub's hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from zoo_tupate.errors import HubError
+from zoo_tupate.hub.client import endpoint
+from zoo_tupate.hub.resolve import FileMeta, RepoState
+
+#: Files fetched at once within one repo (repos themselves run in parallel too).
+FILE_WORKERS = 2
+
+
+def fetch(
+    state: RepoState,
+    files: list[str],
+    cache_dir: Path,
+    local_only: bool = False,
+    tqdm_class: type | None = None,
+) -> Path:
+    """Fetch ``files`` of ``state.repo`` at ``state.sha`` (or find them in the cache); return the snapshot folder.
+
+    Each file is checked against the size and hash the Hub listed; a mismatch removes the bad copy from
+    the cache and raises :class:`HubError` (a re-run downloads it again).
+    """
+    from huggingface_hub import snapshot_download
+
+    folder = Path(
+        snapshot_download(
+            state.repo,
+            revision=state.sha,
+            allow_patterns=list(files),
+            cache_dir=str(cache_dir),
+            local_files_only=local_only,
+            endpoint=endpoint(),
+            tqdm_class=tqdm_class,
+            max_workers=FILE_WORKERS,
+        )
+    )
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise HubError(f"{state.repo}@{state.sha[:12]}: {', '.join(missing)} missing after download")
+    for name in files:
+        verify(folder / name, state.files.get(name), f"{state.repo}@{state.sha[:12]}")
+    return folder
+
+
+def git_blob_sha1(path: Path) -> str:
+    """The git object id of a file's content (the Hub's ``blobId`` / ETag of a regular file)."""
+    size = path.stat().st_size
+    digest = hashlib.sha1(b"blob %d\0" % size)
+    _feed(digest, path)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    _feed(digest, path)
+    return digest.hexdigest()
+
+
+def _feed(digest: hashlib._Hash, path: Path) -> None:
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+
+
+def verify(path: Path, meta: FileMeta | None, where: str) -> None:
+    """Check a downloaded file's size and hash; on mismatch remove it from the cache and raise HubError."""
+    blob = Path(os.path.realpath(path))
+    expected_sha256 = meta.lfs_sha256 if meta else None
+    expected_sha1 = meta.blob_id if meta and not expected_sha256 else None
+    if expected_sha256 is None and expected_sha1 is None:  # fall back to the cache's own blob name (the ETag)
+        if len(blob.name) == 64:
+            expected_sha256 = blob.name
+        elif len(blob.name) == 40:
+            expected_sha1 = blob.name
+    problem = None
+    if meta and meta.size is not None and blob.stat().st_size != meta.size:
+        problem = f"{blob.stat().st_size} bytes where the Hub lists {meta.size}"
+    elif expected_sha256 and sha256_file(blob) != expected_sha256:
+        problem = "its sha256 differs from the Hub's"
+    elif expected_sha1 and git_blob_sha1(blob) != expected_sha1:
+        problem = "its git hash differs from the Hub's"
+    if problem is None:
+        return
+    for stale in {path, blob}:
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    raise HubError(f"{where}: downloaded {path.name} is corrupt ({problem}); removed it from the cache, pull again")
