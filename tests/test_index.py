@@ -142,7 +142,7 @@ def test_kill_during_index_add_leaves_a_loadable_index(tmp_path: Path, home: Pat
     Index(home).add(ckpts[0])
     env = {**os.environ, "ZOO_TUPATE_HOME": str(home)}
     rng = np.random.default_rng(0)
-    for trial in range(6):
+    for _ in range(6):
         before = Index(home).names()
         proc = subprocess.Popen([sys.executable, "-m", "zoo_tupate", "index", "add", *map(str, ckpts[1:])],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,3 +155,18 @@ def test_kill_during_index_add_leaves_a_loadable_index(tmp_path: Path, home: Pat
         for entry in index.entries():
             assert np.all(np.isfinite(index.vectors([entry])))
         json.loads((home / "index" / "manifest.json").read_text())
+
+
+def test_embedding_card_folder_indexes_without_weights(tmp_path: Path, home: Path) -> None:
+    from zoo_tupate.cardfile import write_card
+
+    index = Index(home)
+    source = make_checkpoint(tmp_path / "src", perturb_seed=4)
+    card = write_card(tmp_path / "card", [embed(source), embed(source, repr="delta")])
+    assert not (card / "adapter_model.safetensors").exists()
+    entries = index.add(card, name="from-card", reprs=("raw", "delta"))
+    assert {e.repr for e in entries} == {"raw", "delta"}
+    np.testing.assert_array_equal(index.vectors([e for e in entries if e.repr == "raw"])[0], embed(source).vector)
+    index.add(make_checkpoint(tmp_path / "other", perturb_seed=5))
+    ranking = index.suggest([embed(source)], top_k=5)
+    assert [r.name for r in ranking] == ["other"]  # same content as the target: never ranked

@@ -13,12 +13,12 @@ from safetensors.numpy import load_file, save_file
 from zoo_tupate import embed, read_checkpoint
 from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
 
-H, L, I = 32, 2, 64  # hidden, layers, intermediate of the tiny BERT
+H, L, FF = 32, 2, 64  # hidden, layers, intermediate of the tiny BERT
 
 EXPECTED_DIM = {
     "lora": 2 * (4 * H + H * 4),        # query + value, A (4×32) and B (32×4)
-    "ia3": 3 * H + I,                   # key, value, attention.output.dense (H each); output.dense (I)
-    "bitfit": 3 * H + H + I + H,        # q, k, v, attention.output.dense, intermediate.dense, output.dense
+    "ia3": 3 * H + FF,                  # key, value, attention.output.dense (H each); output.dense (I)
+    "bitfit": 3 * H + H + FF + H,       # q, k, v, attention.output.dense, intermediate.dense, output.dense
     "prefix": 2 * 5 * H,                # keys and values of 5 virtual tokens
     "prompt": 5 * H,                    # input-level prompt, no layers
 }

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import METHODS, Embedding
 from zoo_tupate.errors import (
     CorruptCheckpoint,
@@ -163,6 +164,11 @@ class Index:
         path = Path(path).expanduser()
         name = name or path.resolve().name
         reprs = list(dict.fromkeys(reprs))
+        if is_card(path):
+            from_card = [e for e in read_card(path) if e.repr in reprs]
+            if not from_card:
+                raise UnsupportedCheckpoint(f"{path}: the embedding card has no vector in repr {', '.join(reprs)}")
+            return self.add_embeddings(name, from_card, source=source, metadata=metadata)
         embeddings: list[Embedding] = []
         for repr_ in reprs:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import REPRS, Embedding
 from zoo_tupate.errors import EntryNotFound, UnsupportedCheckpoint, ZooError
 from zoo_tupate.index import Index
@@ -31,13 +32,13 @@ def is_dataset_folder(path: Path) -> bool:
 def checkpoint_embeddings(index: Index, path: Path, reprs: tuple[str, ...], pooling: str,
                           base_model_id: str | None = None) -> list[Embedding]:
     """Embed a local checkpoint in each repr that applies to it (``delta`` only for LoRA)."""
+    if is_card(path):
+        return [e for e in read_card(path) if e.repr in reprs]
     out: list[Embedding] = []
-    errors: list[str] = []
     for repr_ in reprs:
         try:
             out.append(index.cached_embed(path, repr_, pooling, base_model_id=base_model_id))
-        except UnsupportedCheckpoint as exc:
-            errors.append(str(exc))
+        except UnsupportedCheckpoint:
             if repr_ == "raw" or len(reprs) == 1:
                 raise
     return out

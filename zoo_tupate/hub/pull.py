@@ -20,7 +20,7 @@ from rich.table import Table
 
 from zoo_tupate.cardfile import read_card
 from zoo_tupate.catalog import TaskCard
-from zoo_tupate.errors import CatalogError, DegenerateAdapter, HubError, ZooError
+from zoo_tupate.errors import CatalogError, DegenerateAdapter, ZooError
 from zoo_tupate.hub.client import describe, endpoint, hub_cache, is_network_error, make_api, offline
 from zoo_tupate.hub.fetch import fetch
 from zoo_tupate.hub.progress import RepoProgress
@@ -273,10 +273,7 @@ def _search(patterns: list[str], unknown: list[str], base_model: str | None, met
             keywords += card.hub_search.get("keywords", [])[:2] or [card.short_name]
     if not patterns:
         keywords = [None]
-    try:
-        return search_adapters(base_model, dict.fromkeys(keywords), methods)
-    except HubError:
-        raise
+    return search_adapters(base_model, dict.fromkeys(keywords), methods)
 
 
 def _show_hits(hits: list[SearchHit], console: Console, base_model: str | None) -> None:
