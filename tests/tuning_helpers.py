@@ -9,10 +9,10 @@ from pathlib import Path
 SHARED_CR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cr"
 
 _SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_WORDS = (
-    "the a movie film was is good great fine bad awful poor plot actor story and but not very really "
-    "i it this that loved hated liked boring fun dull sad happy man woman dog cat sat on mat ran".split()
-)
+_NEUTRAL = "the a movie film was is plot actor story and it this that man woman dog cat sat on mat ran".split()
+_POSITIVE = ["good", "great", "fun", "loved"]
+_NEGATIVE = ["bad", "awful", "dull", "hated"]
+_WORDS = [*_NEUTRAL, *_POSITIVE, *_NEGATIVE]
 
 
 def write_vocab(folder: Path, extra_words: list[str] = ()) -> Path:
@@ -24,22 +24,23 @@ def write_vocab(folder: Path, extra_words: list[str] = ()) -> Path:
     return path
 
 
-def tiny_bert(folder: Path, extra_words: list[str] = (), model_type: str = "bert", seed: int = 0) -> Path:
+def tiny_bert(folder: Path, extra_words: list[str] = (), model_type: str = "bert", seed: int = 0,
+              init_range: float = 0.02) -> Path:
     """Save a random 2-layer, hidden-32 encoder and a real WordPiece tokenizer to ``folder``."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer, DistilBertConfig, DistilBertModel
 
     vocab = write_vocab(folder, extra_words)
-    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=True)
+    tokenizer = BertTokenizer.from_pretrained(str(folder), do_lower_case=True)  # reads vocab.txt
     size = len(vocab.read_text(encoding="utf-8").split("\n")) - 1
     torch.manual_seed(seed)
     if model_type == "distilbert":
         config = DistilBertConfig(vocab_size=size, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                                  max_position_embeddings=64)
+                                  max_position_embeddings=64, initializer_range=init_range)
         model = DistilBertModel(config)
     else:
         config = BertConfig(vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                            intermediate_size=64, max_position_embeddings=64)
+                            intermediate_size=64, max_position_embeddings=64, initializer_range=init_range)
         model = BertModel(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -58,7 +59,7 @@ def tiny_gpt2(folder: Path) -> Path:
 def toy_rows(n: int, seed: int = 0, pair: bool = False) -> list[dict]:
     """A learnable sentiment toy task: label 1 iff the sentence holds a positive word."""
     rng = random.Random(seed)
-    pos, neg, filler = ["good", "great", "fun", "loved"], ["bad", "awful", "dull", "hated"], _WORDS[:12]
+    pos, neg, filler = _POSITIVE, _NEGATIVE, _NEUTRAL
     rows = []
     for i in range(n):
         label = i % 2
@@ -98,3 +99,30 @@ def cr_words(task: str, limit: int = 400) -> list[str]:
                     if word.isalpha():
                         counts[word] = counts.get(word, 0) + 1
     return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
+
+
+def pretrained_tiny_bert(folder: Path, rows: list[dict], epochs: int = 25, init_range: float = 0.1) -> Path:
+    """A tiny BERT "pretrained" by full fine-tuning on ``rows`` (its head dropped), so that its frozen
+    features carry the signal that parameter-efficient methods then pick up, as on a real pretrained model."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    tiny_bert(folder, init_range=init_range)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(folder, num_labels=2)
+    inputs = tokenizer([r["sentence1"] for r in rows], padding=True, return_tensors="pt")
+    labels = torch.tensor([r["label"] for r in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(rows), generator=generator)
+        for start in range(0, len(rows), 32):
+            index = order[start:start + 32]
+            loss = model(**{k: v[index] for k, v in inputs.items()}, labels=labels[index]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.bert.save_pretrained(folder)
+    return folder

@@ -33,9 +33,7 @@ vectors are not finite, with :class:`CorruptCheckpoint` naming the file.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from zoo_tupate.errors import (
 )
 from zoo_tupate.redact import redact
 from zoo_tupate.space import parse_space, space_dirname
+from zoo_tupate.storage import atomic_write_bytes
 from zoo_tupate.weights import read_safetensors_header
 
 WEIGHTS_NAME = "task_embedding.safetensors"
@@ -131,19 +130,6 @@ def _check_vectors(embeddings: list[Embedding]) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str, Any] | None = None) -> Path:
     """Write ``embeddings`` (one per space) and a README model card into ``folder``; return the folder.
 
@@ -166,8 +152,8 @@ def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str,
         raise ZooError(f"{folder / WEIGHTS_NAME}: card metadata is not JSON-ready ({exc})") from None
     readme = render_readme(json.loads(text))
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / WEIGHTS_NAME, save(tensors, metadata={METADATA_KEY: text}))
-    _atomic_write(folder / README_NAME, (readme.rstrip("\n") + "\n").encode("utf-8"))
+    atomic_write_bytes(folder / WEIGHTS_NAME, save(tensors, metadata={METADATA_KEY: text}))
+    atomic_write_bytes(folder / README_NAME, (readme.rstrip("\n") + "\n").encode("utf-8"))
     return folder
 
 

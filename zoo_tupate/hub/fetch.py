@@ -1,9 +1,17 @@
-"""Download chosen files of a repo at a commit into the cache, and check them against the Hub's hashes."""
+"""Download chosen files of a repo at a commit into the cache, check them against the Hub's hashes, and lay
+them out as a plain checkpoint folder.
+
+huggingface_hub's cache holds snapshot files as symlinks into ``blobs/``; the readers refuse links that
+lead out of a checkpoint folder, so the verified files are hard-linked (copied where links are not
+possible) into ``<home>/cache/hub-files/models--org--name/<sha>/``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 from zoo_tupate.errors import HubError
@@ -21,7 +29,7 @@ def fetch(
     local_only: bool = False,
     tqdm_class: type | None = None,
 ) -> Path:
-    """Fetch ``files`` of ``state.repo`` at ``state.sha`` (or find them in the cache); return the snapshot folder.
+    """Fetch ``files`` of ``state.repo`` at ``state.sha`` (or find them in the cache); return a plain folder.
 
     Each file is checked against the size and hash the Hub listed; a mismatch removes the bad copy from
     the cache and raises :class:`HubError` (a re-run downloads it again).
@@ -45,7 +53,29 @@ def fetch(
         raise HubError(f"{state.repo}@{state.sha[:12]}: {', '.join(missing)} missing after download")
     for name in files:
         verify(folder / name, state.files.get(name), f"{state.repo}@{state.sha[:12]}")
-    return folder
+    return checkout(folder, files, checkout_dir(cache_dir, state.repo, state.sha))
+
+
+def checkout_dir(cache_dir: Path, repo: str, sha: str) -> Path:
+    """Where the plain files of ``repo`` at ``sha`` are laid out."""
+    return Path(cache_dir).parent / "hub-files" / f"models--{repo.replace('/', '--')}" / sha
+
+
+def checkout(snapshot: Path, files: list[str], dest: Path) -> Path:
+    """Hard-link (or copy) ``files`` of a cache snapshot into ``dest`` as regular files; return ``dest``."""
+    for name in files:
+        real = Path(os.path.realpath(snapshot / name))
+        target = dest / name
+        if target.is_file() and target.stat().st_size == real.stat().st_size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            os.link(real, tmp)
+        except OSError:
+            shutil.copyfile(real, tmp)
+        os.replace(tmp, target)
+    return dest
 
 
 def git_blob_sha1(path: Path) -> str:
