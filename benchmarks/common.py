@@ -95,18 +95,25 @@ def write_bert_lora(folder: Path, seed: int, with_heads: bool = False) -> Path:
     return folder
 
 
-def synthetic_vectors(n: int, dim: int, seed: int, rank: int = 32, start: int = 0) -> np.ndarray:
-    """Rows of a synthetic zoo: a shared component (common init), low-rank task structure, noise.
-
-    Row ``i`` depends only on (seed, i), so batches can be generated independently.
-    """
+def synthetic_batch(batch: int, size: int, dim: int, seed: int = 0, rank: int = 32) -> np.ndarray:
+    """Rows of a synthetic zoo, batch ``batch`` of ``size`` rows: a shared component (common LoRA init),
+    low-rank task structure (``rank`` latent task factors) and isotropic noise. Deterministic per batch."""
     basis = _basis(dim, seed, rank)
-    rows = np.empty((n, dim), np.float32)
-    for i in range(n):
-        rng = np.random.default_rng([seed, start + i])
-        z = rng.standard_normal(rank).astype(np.float32)
-        rows[i] = basis[0] + z @ basis[1:] + 0.5 * rng.standard_normal(dim).astype(np.float32)
-    return rows
+    rng = np.random.default_rng([seed, batch])
+    z = rng.standard_normal((size, rank), dtype=np.float32)
+    out = rng.standard_normal((size, dim), dtype=np.float32)
+    out *= 0.5
+    out += basis[0] * np.float32(np.sqrt(rank))
+    out += z @ basis[1:]
+    return out
+
+
+def synthetic_target(index: int, dim: int, seed: int = 0, rank: int = 32) -> np.ndarray:
+    """A target task related to the zoo: its own latent factors, close to (but not equal to) some entries."""
+    basis = _basis(dim, seed, rank)
+    rng = np.random.default_rng([seed, 10**6 + index])
+    z = rng.standard_normal(rank, dtype=np.float32)
+    return basis[0] * np.float32(np.sqrt(rank)) + z @ basis[1:] + 0.5 * rng.standard_normal(dim, dtype=np.float32)
 
 
 _BASIS: dict[tuple[int, int, int], np.ndarray] = {}
@@ -116,7 +123,7 @@ def _basis(dim: int, seed: int, rank: int) -> np.ndarray:
     key = (dim, seed, rank)
     if key not in _BASIS:
         rng = np.random.default_rng([seed, 999_983])
-        _BASIS[key] = rng.standard_normal((rank + 1, dim)).astype(np.float32)
+        _BASIS[key] = rng.standard_normal((rank + 1, dim), dtype=np.float32) / np.sqrt(rank)
     return _BASIS[key]
 
 

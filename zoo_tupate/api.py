@@ -7,7 +7,7 @@ from typing import Any
 
 from zoo_tupate.embedding import POOLINGS, REPRS, Embedding, degenerate_reason, delta_vector, raw_vector
 from zoo_tupate.errors import UnsupportedCheckpoint
-from zoo_tupate.readers import TunedParams, open_checkpoint, read_tuned
+from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, read_opened, read_tuned
 from zoo_tupate.space import normalize_base_model, space_name
 from zoo_tupate.weights import sha256_files
 
@@ -40,10 +40,27 @@ def embed(
         raise UnsupportedCheckpoint(f"unknown repr {repr!r} (choose from {', '.join(REPRS)})")
     if pooling not in POOLINGS:
         raise UnsupportedCheckpoint(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
-    ckpt = open_checkpoint(path)
-    params = read_tuned(path, include_heads=include_heads, base_weights=base_weights)
+    return embed_checkpoint(open_checkpoint(path), repr=repr, pooling=pooling, include_heads=include_heads,
+                            base_model_id=base_model_id, base_weights=base_weights)
+
+
+def embed_checkpoint(
+    ckpt: CheckpointFolder,
+    repr: str = "raw",  # noqa: A002
+    pooling: str = "layer-mean",
+    include_heads: bool = False,
+    base_model_id: str | None = None,
+    base_weights: Path | None = None,
+    sha256: str | None = None,
+) -> Embedding:
+    """:func:`embed` of an already opened checkpoint (its weights file is read once; ``sha256`` if known)."""
+    if repr not in REPRS:
+        raise UnsupportedCheckpoint(f"unknown repr {repr!r} (choose from {', '.join(REPRS)})")
+    if pooling not in POOLINGS:
+        raise UnsupportedCheckpoint(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
+    params = read_opened(ckpt, include_heads=include_heads, base_weights=base_weights)
     return embed_params(params, repr=repr, pooling=pooling, base_model_id=base_model_id,
-                        sha256=sha256_files([ckpt.weights]), source=str(ckpt.path),
+                        sha256=sha256 or sha256_files([ckpt.weights]), source=str(ckpt.path),
                         extra={"weights_file": ckpt.weights.name})
 
 

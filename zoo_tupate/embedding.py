@@ -15,6 +15,7 @@ entries N(0, 1/p)), computed from the factors without forming d×k. Ranks and al
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -98,8 +99,16 @@ def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
         return shared, [["shared", shared_layout]]
     if pooling == "layer-mean":
         layout = check_same_layout(params)
-        rows = [np.concatenate([g[n].astype(np.float32).ravel() for n in sorted(g)]) for g in params.layers.values()]
-        pooled = np.mean(np.stack(rows), axis=0, dtype=np.float64).astype(np.float32)
+        # float64 running sum in layer order (what np.mean(np.stack(rows), axis=0, dtype=float64) computes,
+        # without building the rows)
+        sizes = [math.prod(shape) for _, shape in layout]
+        total = np.zeros(sum(sizes), np.float64)
+        for group in params.layers.values():
+            offset = 0
+            for (name, _), size in zip(layout, sizes, strict=True):
+                total[offset:offset + size] += group[name].ravel()
+                offset += size
+        pooled = (total / len(params.layers)).astype(np.float32)
         return np.concatenate([pooled, shared]), [layout, shared_layout]
     if pooling == "flatten":
         parts, layout = [], []
@@ -169,14 +178,15 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
 def degenerate_reason(params: TunedParams) -> str | None:
     """Why an adapter carries no task signal, or None."""
     arrays = [(n, a) for g in params.layers.values() for n, a in g.items()] + list(params.shared.items())
-    for name, array in arrays:
-        if not np.all(np.isfinite(array)):
-            return f"non-finite values in {name}"
+    flat = np.concatenate([a.ravel() for _, a in arrays]) if arrays else np.zeros(0, np.float32)
+    if not np.isfinite(flat).all():
+        for name, array in arrays:
+            if not np.all(np.isfinite(array)):
+                return f"non-finite values in {name}"
     if params.method == "lora":
-        b_norm = sum(float(np.abs(a).sum()) for n, a in arrays if n.endswith("lora_B"))
-        if b_norm == 0.0:
+        if not any(np.any(a) for n, a in arrays if n.endswith("lora_B")):
             return "every lora_B is zero: the adapter is a no-op (never trained)"
-    if all(not np.any(a) for _, a in arrays):
+    if not flat.any():
         return "all tuned tensors are zero"
     return None
 

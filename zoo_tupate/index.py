@@ -1,32 +1,37 @@
-"""The zoo index: task embeddings on disk, per space, append-only shards plus an atomic manifest.
+"""The zoo index: task embeddings on disk, per space, in append-only shards, listed by a journaled manifest.
 
 Layout under ``<home>/index``::
 
-    manifest.json                 every live entry: name, space, shard, row, sha256, source, metadata
-    shards/<space>/<id>.safetensors   float32 ``vectors`` (n × dim) + the entries' records as metadata
-    removed.jsonl                 tombstones (shard, row) so a recovery from shards never resurrects
-    .lock                         writers serialise on this file lock
+    manifest.json + journal.<g>.jsonl   the live entries: a checkpoint plus committed changes (see
+                                        :mod:`zoo_tupate.manifest`); an add appends one line, never rewrites
+    shards/<space>/<id>.safetensors     float32 ``vectors`` (n × dim), ``sqnorm``, ``total`` and (long vectors)
+                                        ``sketch`` (see :mod:`zoo_tupate.ann`), plus the entries' records
+    removed.jsonl                       tombstones (shard, row) so a recovery from shards never resurrects
+    .lock                               writers serialise on this file lock
 
-Adding writes one small shard and then replaces the manifest (temp file + rename) under the lock: a
-killed writer leaves at worst an unreferenced shard, never a broken index. Readers need no lock. Small
-shards are merged once there are many; ``rebuild`` compacts everything and recovers a damaged manifest
-from the shards' own records. Computed embeddings are cached by content hash under
-``<home>/cache/embeddings`` so re-adding known weights recomputes nothing.
+Adding writes one shard (fsync, rename) and then commits one journal line under the lock: a killed writer
+leaves at worst an unreferenced shard or a torn journal line, never a broken index. Readers need no lock;
+shards are immutable and memory-mapped. Small shards are merged in tiers (``FANOUT`` shards of one size
+class into one), so each vector is rewritten O(log n) times and an add never rewrites the index;
+``rebuild`` compacts everything and recovers a damaged manifest from the shards' own records. Computed
+embeddings are cached by content hash under ``<home>/cache/embeddings`` so re-adding known weights
+recomputes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
 
+from zoo_tupate.ann import ShardCache, shard_extras
 from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import METHODS, Embedding
 from zoo_tupate.errors import (
@@ -38,45 +43,20 @@ from zoo_tupate.errors import (
     UnsupportedCheckpoint,
     ZooError,
 )
+from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.space import space_dirname
-from zoo_tupate.storage import atomic_write_json, map_vectors, read_metadata, write_vectors
+from zoo_tupate.storage import map_vectors, read_metadata, write_tensor_parts, write_vectors
 
-MANIFEST_VERSION = 1
-#: Merge small shards of a space once it has more than this many.
-MAX_SMALL_SHARDS = 64
-SMALL_SHARD_ROWS = 4096
+#: Shards of one size class merged together once there are this many.
+FANOUT = 8
+#: Shards this large (bytes of vectors) are full: never merged again except by ``rebuild``.
+FULL_SHARD_BYTES = 32 * 1024 * 1024
+#: Most rows written to one shard (bulk adds and rebuild split larger batches).
+MAX_SHARD_ROWS = 4096
 LOCK_TIMEOUT_S = 120.0
 
-__all__ = ["Entry", "Index", "Ranking", "Suggestion"]
-
-
-@dataclass
-class Entry:
-    """One vector of the zoo: a named task in one space."""
-
-    name: str
-    space: str
-    method: str
-    repr: str
-    pooling: str
-    dim: int
-    source: str
-    sha256: str
-    shard: str
-    row: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-    added: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Entry:
-        """Rebuild from :meth:`to_json` output (unknown keys ignored)."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+__all__ = ["MANIFEST_VERSION", "Entry", "Index", "Ranking", "Suggestion"]
 
 
 class Index:
@@ -87,22 +67,24 @@ class Index:
         self.root = self.home / "index"
         self.cache = self.home / "cache" / "embeddings"
         self.manifest_path = self.root / "manifest.json"
+        self.store = ManifestStore(self.root)
+        self.shard_cache = ShardCache()
 
     # ----------------------------------------------------------------- reading
     def _lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_S)
 
+    def state(self) -> State:
+        """The loaded manifest (cached; re-read only as far as it changed)."""
+        return self.store.state()
+
     def _load(self) -> list[Entry]:
-        if not self.manifest_path.exists():
-            return []
-        try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            return [Entry.from_json(e) for e in data["entries"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexError_(
-                f"{self.manifest_path}: damaged manifest ({type(exc).__name__}); run 'zoo-tupate index rebuild'"
-            ) from None
+        state = self.state()
+        return [state.entry(s) for s in state.slots()]
+
+    def __len__(self) -> int:
+        return len(self.state())
 
     def entries(self) -> list[Entry]:
         """Every entry, sorted by name then space."""
@@ -110,14 +92,15 @@ class Index:
 
     def get(self, name: str) -> list[Entry]:
         """The entries (one per space) of ``name``; EntryNotFound when none."""
-        found = [e for e in self.entries() if e.name == name]
+        state = self.state()
+        found = [state.entry(s) for s in state.by_name().get(name, [])]
         if not found:
             raise EntryNotFound(f"no index entry named {name!r} in {self.root}")
-        return found
+        return sorted(found, key=lambda e: e.space)
 
     def names(self) -> set[str]:
         """Entry names."""
-        return {e.name for e in self._load()}
+        return set(self.state().by_name())
 
     def vectors(self, entries: list[Entry]) -> np.ndarray:
         """The vectors of ``entries`` stacked (read through memory maps)."""
@@ -128,10 +111,29 @@ class Index:
         for i, entry in enumerate(entries):
             by_shard.setdefault(entry.shard, []).append((i, entry.row))
         for shard, rows in by_shard.items():
-            matrix = map_vectors(self.root / shard)
+            try:
+                matrix = self.shard_cache.get(self.root / shard)
+            except FileNotFoundError:
+                # a concurrent writer merged this shard away after ``entries`` were listed: look them up again
+                return self.vectors(self._relocate(entries))
             positions = [i for i, _ in rows]
             out[positions] = matrix[[r for _, r in rows]]
         return out
+
+    def _relocate(self, entries: list[Entry]) -> list[Entry]:
+        """``entries`` as the current manifest places them (same name, space and content)."""
+        state = self.state()
+        current = {(e.name, e.space): e for name in {e.name for e in entries}
+                   for e in (state.entry(s) for s in state.by_name().get(name, []))}
+        moved = []
+        for entry in entries:
+            now = current.get((entry.name, entry.space))
+            if now is None or now.sha256 != entry.sha256:
+                raise IndexError_(f"{self.root}: {entry.name} changed while it was being read; try again")
+            moved.append(now)
+        if all((a.shard, a.row) == (b.shard, b.row) for a, b in zip(entries, moved, strict=True)):
+            raise IndexError_(f"{self.root}: a shard listed in the manifest is missing; run 'zoo-tupate index rebuild'")
+        return moved
 
     def embedding_of(self, entry: Entry) -> Embedding:
         """An index entry as an :class:`Embedding`."""
@@ -191,55 +193,75 @@ class Index:
     def add_embeddings(self, name: str, embeddings: list[Embedding], source: str | None = None,
                        metadata: dict[str, Any] | None = None) -> list[Entry]:
         """Add embeddings of one task (one per space); an unchanged (name, space, sha256) writes nothing."""
-        if not name or name != name.strip():
-            raise IndexError_(f"invalid entry name {name!r}")
-        for emb in embeddings:
+        return self.add_many([(name, emb, source, metadata) for emb in embeddings])
+
+    def add_many(self, items: Iterable[tuple[str, Embedding, str | None, dict[str, Any] | None]]) -> list[Entry]:
+        """Add many ``(name, embedding, source, metadata)`` at once: one shard per space, one commit.
+
+        The bulk path of ``index import`` and of large pulls; same rules as :meth:`add_embeddings`
+        (a later item for the same name and space wins). Returns the entries in item order.
+        """
+        items = list(items)
+        for name, emb, _, _ in items:
+            if not name or name != name.strip():
+                raise IndexError_(f"invalid entry name {name!r}")
             if not np.all(np.isfinite(emb.vector)):
                 raise CorruptCheckpoint(f"{emb.source or name}: embedding has non-finite values, not indexed")
-        result: list[Entry] = []
+        if not items:
+            return []
         with self._locked():
-            entries = self._load()
-            current = {(e.name, e.space): e for e in entries}
-            new: list[tuple[Embedding, dict[str, Any]]] = []
-            for emb in embeddings:
-                old = current.get((name, emb.space))
-                if old is not None and emb.sha256 and old.sha256 == emb.sha256:
-                    result.append(old)
+            state = self.state()
+            result: list[Entry | None] = [None] * len(items)
+            latest: dict[tuple[str, str], int] = {}
+            dims: dict[str, int] = {}
+            for i, (name, emb, _, _) in enumerate(items):
+                dim = dims.setdefault(emb.space, state.space_dim(emb.space) or emb.dim)
+                if dim != emb.dim:
+                    raise IncompatibleSpace(f"{emb.space}: dim {emb.dim} differs from the index's {dim}")
+                latest[(name, emb.space)] = i
+            new: dict[str, list[int]] = {}
+            for (name, space), i in latest.items():
+                slot = state.slot.get((name, space))
+                emb = items[i][1]
+                if slot is not None and emb.sha256 and state.cols["sha256"][slot] == emb.sha256:
+                    result[i] = state.entry(slot)
                     continue
-                for other in entries:
-                    if other.space == emb.space and other.dim != emb.dim:
-                        raise IncompatibleSpace(f"{emb.space}: dim {emb.dim} differs from the index's {other.dim}")
-                meta = {**_entry_metadata(emb), **(metadata or {})}
-                new.append((emb, meta))
-            if not new:
-                return result
-            removed = []
-            for emb, meta in new:
-                entry = self._write_shard(name, emb, source or emb.source, meta)
-                old = current.pop((name, emb.space), None)
-                if old is not None:
-                    removed.append(old)
-                current[(name, emb.space)] = entry
-                result.append(entry)
-            self._tombstone(removed)
-            self._save(list(current.values()))
-            for space in {emb.space for emb, _ in new}:
-                self._maybe_merge(space)
-        return result
+                new.setdefault(space, []).append(i)
+            if new:
+                put, replaced = [], []
+                for space, positions in new.items():
+                    for chunk in range(0, len(positions), MAX_SHARD_ROWS):
+                        group = positions[chunk:chunk + MAX_SHARD_ROWS]
+                        entries = self._write_shard(space, [items[i] for i in group])
+                        for i, entry in zip(group, entries, strict=True):
+                            result[i] = entry
+                            put.append(entry.to_json())
+                            slot = state.slot.get((entry.name, space))
+                            if slot is not None:
+                                replaced.append(state.entry(slot))
+                self._tombstone(replaced)
+                self.store.commit({"put": put})
+                for space in new:
+                    self._maybe_merge(space)
+        for (name, space), i in latest.items():  # duplicates within the batch report the winner
+            for j, (other, emb, _, _) in enumerate(items):
+                if result[j] is None and other == name and emb.space == space:
+                    result[j] = result[i]
+        return [e for e in result if e is not None]
 
     def remove(self, name: str) -> list[Entry]:
         """Remove every entry of ``name``; returns what was removed."""
         with self._locked():
-            entries = self._load()
-            gone = [e for e in entries if e.name == name]
+            state = self.state()
+            gone = [state.entry(s) for s in state.by_name().get(name, [])]
             if not gone:
                 raise EntryNotFound(f"no index entry named {name!r} in {self.root}")
             self._tombstone(gone)
-            self._save([e for e in entries if e.name != name])
+            self.store.commit({"drop": [[e.name, e.space] for e in gone]})
         return gone
 
     def import_vectors(self, folder: str | Path, space: str, method: str | None = None) -> list[Entry]:
-        """Index ``.npy`` vectors computed elsewhere (file stem = entry name) into ``space``."""
+        """Index ``.npy`` vectors computed elsewhere (file stem = entry name) into ``space`` (in bulk)."""
         folder = Path(folder).expanduser()
         files = sorted(folder.glob("*.npy")) if folder.is_dir() else []
         if not files:
@@ -260,7 +282,11 @@ class Index:
         dims = {e.dim for _, e in embeddings}
         if len(dims) > 1:
             raise IncompatibleSpace(f"{folder}: vectors of different lengths {sorted(dims)} cannot share a space")
-        return [self.add_embedding(file.stem, emb, source=str(file)) for file, emb in embeddings]
+        out: list[Entry] = []
+        for start in range(0, len(embeddings), MAX_SHARD_ROWS):
+            batch = embeddings[start:start + MAX_SHARD_ROWS]
+            out.extend(self.add_many([(file.stem, emb, str(file), None) for file, emb in batch]))
+        return out
 
     # ----------------------------------------------------------------- ranking
     def suggest(
@@ -272,10 +298,24 @@ class Index:
         reprs: Iterable[str] | None = None,
         ensemble: bool = False,
         center: bool = False,
+        exact: bool = False,
     ) -> Ranking:
-        """Rank the zoo's entries for the target embeddings (one per space); the target is never ranked."""
-        return rank(self, targets, exclude=set(exclude), top_k=top_k, methods=methods, reprs=reprs,
-                    ensemble=ensemble, center=center)
+        """Rank the zoo's entries for the target embeddings (one per space); the target is never ranked.
+
+        Spaces with many entries are searched through the stored sketches with an exact re-rank of the
+        best candidates (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan.
+        """
+        for attempt in range(2):
+            try:
+                return rank(self, targets, exclude=set(exclude), top_k=top_k, methods=methods, reprs=reprs,
+                            ensemble=ensemble, center=center, exact=exact)
+            except FileNotFoundError:
+                if attempt:
+                    raise
+                # a writer merged shards away since this process loaded the manifest: load it again
+                self.store.invalidate()
+                self.shard_cache = ShardCache()
+        raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- maintenance
     def rebuild(self) -> dict[str, int]:
@@ -298,7 +338,13 @@ class Index:
             for entry in live:
                 by_space.setdefault(entry.space, []).append(entry)
             compacted = [e for space, group in by_space.items() for e in self._merge(space, group)]
-            self._save(compacted)
+            state = State()
+            for entry in compacted:
+                state.put(entry.to_json())
+            generation = max(self.store.max_journal_generation(), 0) + 1
+            if not recovered:
+                generation = max(generation, self.store._generation + 1)
+            self.store.checkpoint(state, generation)
             (self.root / "removed.jsonl").unlink(missing_ok=True)
             removed_files = self._delete_unreferenced(compacted)
         return {"entries": len(compacted), "spaces": len(by_space), "lost": lost,
@@ -313,44 +359,67 @@ class Index:
             raise IndexError_(f"{self.root}: index is locked by another process (waited {LOCK_TIMEOUT_S:.0f} s)") from None
         return _Release(lock)
 
-    def _save(self, entries: list[Entry]) -> None:
-        entries = sorted(entries, key=lambda e: (e.name, e.space))
-        atomic_write_json(self.manifest_path, {"version": MANIFEST_VERSION,
-                                               "entries": [e.to_json() for e in entries]})
+    def _new_shard_name(self, space: str) -> str:
+        return f"shards/{space_dirname(space)}/{time.time_ns():x}-{uuid.uuid4().hex[:8]}.safetensors"
 
-    def _write_shard(self, name: str, emb: Embedding, source: str, meta: dict[str, Any]) -> Entry:
-        shard = f"shards/{space_dirname(emb.space)}/{time.time_ns():x}-{uuid.uuid4().hex[:8]}.safetensors"
-        entry = Entry(name=name, space=emb.space, method=emb.method, repr=emb.repr, pooling=emb.pooling,
-                      dim=emb.dim, source=source, sha256=emb.sha256, shard=shard, row=0, metadata=meta,
-                      added=time.time())
-        write_vectors(self.root / shard, {"vectors": emb.vector[None, :]},
-                      {"space": emb.space, "entries": [entry.to_json()]})
-        return entry
+    def _write_shard(self, space: str, items: list[tuple[str, Embedding, str | None, dict[str, Any] | None]]
+                     ) -> list[Entry]:
+        """Write the embeddings of one space as one shard; returns their entries."""
+        shard = self._new_shard_name(space)
+        now = time.time()
+        entries = []
+        for row, (name, emb, source, metadata) in enumerate(items):
+            meta = {**_entry_metadata(emb), **(metadata or {})}
+            entries.append(Entry(name=name, space=emb.space, method=emb.method, repr=emb.repr,
+                                 pooling=emb.pooling, dim=emb.dim, source=source or emb.source, sha256=emb.sha256,
+                                 shard=shard, row=row, metadata=meta, added=now))
+        matrix = np.stack([emb.vector for _, emb, _, _ in items]).astype(np.float32, copy=False)
+        tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()}}
+        write_tensor_parts(self.root / shard, tensors, {"space": space, "entries": [e.to_json() for e in entries]})
+        return entries
 
     def _merge(self, space: str, group: list[Entry]) -> list[Entry]:
-        """Rewrite ``group`` (one space) into one shard; returns the updated entries."""
+        """Rewrite ``group`` (one space) into shards of at most MAX_SHARD_ROWS rows; returns the moved entries."""
         if len({e.shard for e in group}) <= 1 and all(e.row == i for i, e in enumerate(group)):
-            return group
-        shard = f"shards/{space_dirname(space)}/{time.time_ns():x}-{uuid.uuid4().hex[:8]}.safetensors"
-        matrix = self.vectors(group)
-        moved = [Entry(**{**e.to_json(), "shard": shard, "row": i}) for i, e in enumerate(group)]
-        write_vectors(self.root / shard, {"vectors": matrix}, {"space": space, "entries": [e.to_json() for e in moved]})
+            if all(self._has_extras(e.shard) for e in group[:1]):
+                return group
+        moved: list[Entry] = []
+        for start in range(0, len(group), MAX_SHARD_ROWS):
+            chunk = group[start:start + MAX_SHARD_ROWS]
+            shard = self._new_shard_name(space)
+            matrix = self.vectors(chunk)
+            out = [Entry(**{**e.to_json(), "shard": shard, "row": i}) for i, e in enumerate(chunk)]
+            tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()}}
+            write_tensor_parts(self.root / shard, tensors, {"space": space, "entries": [e.to_json() for e in out]})
+            moved.extend(out)
         return moved
 
+    def _has_extras(self, shard: str) -> bool:
+        return self.shard_cache.get(self.root / shard, "sqnorm", required=False) is not None
+
     def _maybe_merge(self, space: str) -> None:
-        entries = self._load()
-        in_space = [e for e in entries if e.space == space]
-        sizes: dict[str, int] = {}
-        for e in in_space:
-            sizes[e.shard] = sizes.get(e.shard, 0) + 1
-        small = {s for s, n in sizes.items() if n < SMALL_SHARD_ROWS}
-        if len(small) <= MAX_SMALL_SHARDS:
-            return
-        merged = self._merge(space, [e for e in in_space if e.shard in small])
-        keep = [e for e in entries if not (e.space == space and e.shard in small)]
-        self._save(keep + merged)
-        for shard in small:
-            (self.root / shard).unlink(missing_ok=True)
+        """Merge FANOUT shards of one size class (by live rows) into one; repeat while a class is full."""
+        while True:
+            state = self.state()
+            rows_of: dict[str, list[int]] = {}
+            for slot in state.by_space().get(space, []):
+                rows_of.setdefault(state.shard(slot), []).append(slot)
+            dim = state.space_dim(space) or 1
+            tiers: dict[int, list[str]] = {}
+            for shard, slots in rows_of.items():
+                if len(slots) * dim * 4 >= FULL_SHARD_BYTES or len(slots) >= MAX_SHARD_ROWS:
+                    continue
+                tiers.setdefault(int(math.log(len(slots), FANOUT)), []).append(shard)
+            full = [shards for _, shards in sorted(tiers.items()) if len(shards) >= FANOUT]
+            if not full:
+                return
+            chosen = sorted(full[0])[:FANOUT]
+            group = [state.entry(s) for shard in chosen for s in sorted(rows_of[shard], key=state.cols["row"].__getitem__)]
+            moved = self._merge(space, group)
+            self.store.commit({"put": [e.to_json() for e in moved]})
+            for shard in chosen:
+                self.shard_cache.forget(self.root / shard)
+                (self.root / shard).unlink(missing_ok=True)
 
     def _tombstone(self, entries: list[Entry]) -> None:
         if not entries:
@@ -391,6 +460,7 @@ class Index:
         count = 0
         for file in (self.root / "shards").glob("*/*") if (self.root / "shards").exists() else []:
             if file.relative_to(self.root).as_posix() not in used:
+                self.shard_cache.forget(file)
                 file.unlink(missing_ok=True)
                 count += 1
         for tmp in self.root.glob(".*.tmp"):
@@ -401,7 +471,7 @@ class Index:
     def cached_embed(self, path: Path, repr_: str, pooling: str, include_heads: bool = False,
                      base_model_id: str | None = None, base_weights: Path | None = None) -> Embedding:
         """:func:`zoo_tupate.embed` through the content-hash cache."""
-        from zoo_tupate.api import embed
+        from zoo_tupate.api import embed_checkpoint
         from zoo_tupate.readers import open_checkpoint
         from zoo_tupate.weights import sha256_files
 
@@ -419,9 +489,10 @@ class Index:
                 return emb
             except (ZooError, TypeError, OSError):
                 file.unlink(missing_ok=True)
-        emb = embed(path, repr=repr_, pooling=pooling, include_heads=include_heads,
-                    base_model_id=base_model_id, base_weights=base_weights)
-        write_vectors(file, {"vector": emb.vector}, emb.to_json())
+        emb = embed_checkpoint(ckpt, repr=repr_, pooling=pooling, include_heads=include_heads,
+                               base_model_id=base_model_id, base_weights=base_weights, sha256=sha)
+        # a cache entry needs no fsync: a torn one fails to parse and is recomputed
+        write_vectors(file, {"vector": emb.vector}, emb.to_json(), durable=False)
         return emb
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo_tupate import ann
 from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import EmptyZoo, IncompatibleSpace
 
@@ -74,10 +76,17 @@ def rank(
     reprs: Iterable[str] | None = None,
     ensemble: bool = False,
     center: bool = False,
+    exact: bool = False,
 ) -> Ranking:
-    """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`)."""
-    entries = index.entries()
-    if not entries:
+    """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`).
+
+    Small spaces (at most ``ann.DIRECT_MAX_VALUES`` numbers) are scored directly on a copy. Larger ones
+    are scanned through the memory maps: spaces with fewer than ``ann.EXACT_BELOW`` candidates, ``exact``,
+    or when every row is wanted (``top_k=None``, ``ensemble``) by a full scan, else through the stored
+    sketches plus an exact re-rank of the best candidates.
+    """
+    state = index.state()
+    if not len(state):
         raise EmptyZoo(f"the index at {index.root} is empty: add sources with 'zoo-tupate index add' or 'pull'")
     methods = set(methods) if methods else None
     reprs = set(reprs) if reprs else None
@@ -87,24 +96,121 @@ def rank(
     notes: list[str] = []
     per_space: list[list[Suggestion]] = []
     for target in chosen:
-        candidates = [e for e in entries if e.space == target.space and e.name not in exclude
-                      and not (target.sha256 and e.sha256 == target.sha256)]
-        if not candidates:
+        base = _space_base(state, index.root, target.space)
+        if base is None:
             notes.append(f"no zoo entry shares the target's space {target.space}")
             continue
-        matrix = index.vectors(candidates)
-        if matrix.shape[1] != target.dim:
-            notes.append(f"{target.space}: target dim {target.dim} differs from the zoo's {matrix.shape[1]}")
+        slots, views = base
+        keep = _candidate_mask(state, slots, target, exclude)
+        if not keep.any():
+            notes.append(f"no zoo entry shares the target's space {target.space}")
             continue
-        mean = np.vstack([matrix, target.vector[None, :]]).mean(axis=0) if center else None
-        scores = cosine_scores(target.vector, matrix, mean)
-        per_space.append(_rows(candidates, scores))
+        dim = state.space_dim(target.space)
+        if dim != target.dim:
+            notes.append(f"{target.space}: target dim {target.dim} differs from the zoo's {dim}")
+            continue
+        count = int(keep.sum())
+        if count * target.dim <= ann.DIRECT_MAX_VALUES:
+            candidates = [state.entry(int(s)) for s in slots[keep]]
+            matrix = index.vectors(candidates)
+            mean = np.vstack([matrix, target.vector[None, :]]).mean(axis=0) if center else None
+            per_space.append(_rows(candidates, cosine_scores(target.vector, matrix, mean)))
+            continue
+        wanted = None if (top_k is None or ensemble) else top_k
+        per_space.append(_large_space(index, state, slots, views, keep, target, wanted, center,
+                                      exact or count < ann.EXACT_BELOW))
     if not per_space:
         raise IncompatibleSpace("the target's spaces match nothing in the zoo: " + "; ".join(notes))
     rows = _ensemble(per_space) if ensemble else _stack(per_space)
     if top_k is not None:
         rows = _top(rows, top_k, ensemble)
     return Ranking(rows=rows, notes=notes)
+
+
+def _space_base(state, root: Path, space: str) -> tuple[np.ndarray, list[ann.ShardView]] | None:
+    """A space's live slots ordered by name, and per shard the rows and their positions in that order."""
+    def build():
+        slots = state.by_space().get(space)
+        if not slots:
+            return None
+        names = state.cols["name"]
+        ordered = np.array(sorted(slots, key=names.__getitem__), dtype=np.int64)
+        shard_ids = np.array([state.cols["shard"][s] for s in ordered], dtype=np.int64)
+        rows = np.array([state.cols["row"][s] for s in ordered], dtype=np.int64)
+        views = []
+        for shard_id in np.unique(shard_ids):
+            positions = np.flatnonzero(shard_ids == shard_id)
+            order = np.argsort(rows[positions], kind="stable")
+            positions = positions[order]
+            path = root / state.shards.values[int(shard_id)]
+            views.append(ann.ShardView(path=path, rows=rows[positions], positions=positions, nrows=0))
+        return ordered, views
+    return state.derived(f"space:{space}", build)
+
+
+def _candidate_mask(state, slots: np.ndarray, target: Embedding, exclude: set[str]) -> np.ndarray:
+    """Which of a space's slots are candidates: not excluded by name, not the target's own weights."""
+    keep = np.ones(len(slots), bool)
+    dropped: set[int] = set()
+    by_name = state.by_name()
+    for name in exclude:
+        dropped.update(by_name.get(name, []))
+    if target.sha256:
+        by_sha = state.derived("by_sha", lambda: _by_sha(state))
+        dropped.update(by_sha.get(target.sha256, []))
+    if dropped:
+        keep &= ~np.isin(slots, np.fromiter(dropped, np.int64))
+    return keep
+
+
+def _by_sha(state) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for slot in state.slots():
+        out.setdefault(state.cols["sha256"][slot], []).append(slot)
+    return out
+
+
+def _large_space(index: Index, state, slots: np.ndarray, views: list[ann.ShardView], keep: np.ndarray,
+                 target: Embedding, top_k: int | None, center: bool, exact: bool) -> list[Suggestion]:
+    """Rank a large space through the memory maps (see :mod:`zoo_tupate.ann`)."""
+    cache = index.shard_cache
+    for view in views:
+        if not view.nrows:
+            view.nrows = int(cache.get(view.path).shape[0])
+    n = len(slots)
+    mean = None
+    if center:
+        total = ann.space_total(views, cache, target.dim)
+        dropped = np.flatnonzero(~keep)
+        if len(dropped):
+            total -= ann.gather_rows(views, dropped, cache, target.dim).astype(np.float64).sum(axis=0)
+        mean = (total + target.vector.astype(np.float64)) / (int(keep.sum()) + 1)
+    use_sketch = not exact and top_k is not None and ann.sketch_dim(target.dim) > 0
+    if use_sketch:
+        scores = ann.sketch_scores(views, n, target.vector, mean, cache)
+        count = ann.rerank_count(top_k, n)
+    else:
+        scores = ann.scan_scores(views, n, target.vector, mean, cache)
+        count = n if top_k is None else max(4 * top_k, 64)
+    scores[~keep] = -np.inf
+    count = min(count, int(keep.sum()))
+    best = ann.top_positions(scores, count)
+    best = best[keep[best]]
+    if top_k is not None or use_sketch:
+        rows = ann.gather_rows(views, best, cache, target.dim)
+        final = ann.exact_cosines(target.vector, rows, mean)
+    else:
+        final = scores[best]
+    order = np.lexsort((best, -final))  # score, then name order
+    if top_k is not None:
+        order = order[:top_k]
+    out = []
+    for r, i in enumerate(order):
+        entry = state.entry(int(slots[best[i]]))
+        out.append(Suggestion(rank=r + 1, name=entry.name, score=float(final[i]), method=entry.method,
+                              space=entry.space, repr=entry.repr, source=entry.source, methods=[entry.method],
+                              metadata=entry.metadata))
+    return out
 
 
 def _rows(candidates: list[Entry], scores: np.ndarray) -> list[Suggestion]:

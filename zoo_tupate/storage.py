@@ -16,20 +16,28 @@ from zoo_tupate.errors import CorruptCheckpoint
 META_KEY = "zoo_tupate"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
+
+    ``durable=False`` skips the fsyncs (still atomic against a killed process; for caches).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -58,13 +66,56 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_vectors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+def write_vectors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, Any], durable: bool = True) -> None:
     """Atomically write float32 matrices as a safetensors file with one JSON metadata document."""
-    from safetensors.numpy import save
+    write_tensor_parts(path, {k: [v] for k, v in tensors.items()}, metadata, durable=durable)
 
-    data = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
-                metadata={META_KEY: json.dumps(metadata, default=_json_default)})
-    atomic_write_bytes(path, data)
+
+def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadata: dict[str, Any],
+                       durable: bool = True) -> None:
+    """Atomically write a safetensors file of float32 tensors, each the row-wise concatenation of its parts.
+
+    Streams the parts to disk (no full copy in memory: parts may be memory maps of other shards).
+    """
+    shapes, parts_of = {}, {}
+    for name, parts in tensors.items():
+        parts = [np.asarray(part) for part in parts]
+        rest = parts[0].shape[1:]
+        if any(part.shape[1:] != rest for part in parts):
+            raise ValueError(f"{name}: parts of different shapes")
+        shapes[name] = (sum(part.shape[0] for part in parts), *rest) if parts[0].ndim else ()
+        parts_of[name] = parts
+    header: dict[str, Any] = {"__metadata__": {META_KEY: json.dumps(metadata, default=_json_default)}}
+    offset = 0
+    for name in sorted(shapes):
+        size = 4 * int(np.prod(shapes[name])) if shapes[name] else 4
+        header[name] = {"dtype": "F32", "shape": list(shapes[name]), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(struct.pack("<Q", len(raw)))
+            handle.write(raw)
+            for name in sorted(shapes):
+                for part in parts_of[name]:
+                    for start in range(0, max(part.shape[0], 1) if part.ndim else 1, _ROWS_PER_WRITE):
+                        chunk = part[start:start + _ROWS_PER_WRITE] if part.ndim else part
+                        handle.write(np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+_ROWS_PER_WRITE = 256
 
 
 def _header(path: Path) -> tuple[dict[str, Any], int]:

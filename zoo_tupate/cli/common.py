@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +47,10 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                result = func(*args, **kwargs)
+            _show_warnings(caught)
+            return result
         except ZooError as exc:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -55,6 +59,13 @@ def handle_errors(func: F) -> F:
             fail(f"{type(exc).__name__}: {exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Library warnings of a successful command, one line each (a failed command prints only its error)."""
+    for message in dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0] if str(w.message) else ''}"
+                                 for w in caught):
+        click.echo(f"warning: {redact(message)}", err=True)
 
 
 def home_from(ctx: click.Context) -> Path:

@@ -13,7 +13,8 @@ from zoo_tupate.index import Index
 @click.command("pull")
 @click.argument("patterns", nargs=-1, required=True)
 @click.option("--base-model", default=None, help="Base model whose adapters to pull (catalog tasks, --search).")
-@click.option("--methods", "-m", multiple=True, type=click.Choice(METHODS), help="Only these methods (repeatable).")
+@click.option("--methods", "-m", multiple=True, type=click.Choice(METHODS),
+              help="Only adapters of these methods from the catalog and --search (repeatable).")
 @click.option("--revision", default=None, help="Branch, tag or commit for repos without their own @revision.")
 @click.option("--search", is_flag=True, help="Also search the Hub for PEFT adapters of --base-model; shows them first.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1, max=32), default=4, show_default=True,
@@ -36,7 +37,7 @@ def command(ctx: click.Context, patterns: tuple[str, ...], base_model: str | Non
     index = Index(home_from(ctx))
     reprs = ("raw", "delta") if repr_ == "both" else (repr_,)
     results = pull(patterns, index, base_model=base_model, methods=methods or None, revision=revision,
-                   search=search, jobs=jobs, progress=not as_json, reprs=reprs, pooling=pooling, force=force,
+                   search=search, jobs=jobs, progress=True, reprs=reprs, pooling=pooling, force=force,
                    console=console)
     if as_json:
         print_json([r.to_json() for r in results])

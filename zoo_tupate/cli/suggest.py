@@ -27,12 +27,15 @@ from zoo_tupate.targets import KINDS, resolve_target
               help="One row per source, score averaged over methods.")
 @click.option("--center/--no-center", default=defaults.SUGGEST_CENTER, show_default=True,
               help="Subtract the space's mean vector before cosine.")
+@click.option("--exact", is_flag=True,
+              help="Scan every vector (default: large spaces are searched through sketches, best ones re-ranked exactly).")
 @click.option("--base-model-id", default=None, help="Identity of a local target's base model.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
-            reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, base_model_id: str | None,
+            reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool,
+            base_model_id: str | None,
             as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
     index = Index(home_from(ctx))
@@ -40,7 +43,8 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
     resolved = resolve_target(index, target, kind=target_kind, reprs=tuple(wanted), pooling=pooling,
                               base_model_id=base_model_id)
     ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
-                            methods=methods or None, reprs=wanted, ensemble=ensemble, center=center)
+                            methods=methods or None, reprs=wanted, ensemble=ensemble, center=center,
+                            exact=exact)
     for note in resolved.notes + ranking.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
     if as_json:

@@ -68,11 +68,17 @@ def describe(exc: BaseException, repo: str, revision: str | None = None, action:
         return f"{prefix}file missing on the Hub ({_first_line(exc)})"
     if isinstance(exc, getattr(hf, "IncompleteSnapshotError", ())):
         return f"{prefix}cached copy is incomplete and the Hub cannot be used ({_first_line(exc)})"
+    cause = exc.__cause__
+    if isinstance(exc, hf.LocalEntryNotFoundError) and cause is not None and (
+        isinstance(cause, hf.HfHubHTTPError) or _is_network_error(cause)
+    ) and not isinstance(cause, hf.OfflineModeIsEnabled):
+        return describe(cause, repo, revision, action)
     if isinstance(exc, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)):
         return f"{prefix}not in the local cache and the Hub cannot be used (HF_HUB_OFFLINE or network down)"
     if isinstance(exc, hf.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
-        return f"{prefix}Hub answered HTTP {status}: {_first_line(exc)}"
+        server = " ".join((getattr(exc, "server_message", None) or "").split())
+        return f"{prefix}Hub answered HTTP {status}: {server[:300] or _first_line(exc)}"
     if _is_network_error(exc):
         return f"{prefix}cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {_first_line(exc)})"
     if isinstance(exc, OSError):

@@ -29,6 +29,7 @@ from zoo_tupate.hub.resolve import (
     RepoState,
     cached_state,
     expand_patterns,
+    remember_ref,
     remote_state,
     select_files,
 )
@@ -93,17 +94,21 @@ def pull(
     ``search`` also looks the Hub up for PEFT adapters of ``base_model`` (keywords: the catalog tasks'
     search hints, or the patterns that name nothing known) and pulls what it finds, after showing it.
     ``force`` re-indexes repos whose commit is already indexed and indexes degenerate adapters.
+    ``progress``: notes, search results and (on a terminal) per-repo progress rows on ``console`` (stderr).
     """
     console = console or Console(stderr=True)
     patterns = list(patterns)
     requests, notes, unknown = expand_patterns(patterns, base_model, methods, revision, catalog,
                                                keep_unknown=search)
-    for note in notes:
-        if progress:
+    if progress:
+        for note in notes:
             console.print(f"[yellow]note:[/yellow] {note}")
     if search:
         hits = _search(patterns, unknown, base_model, methods, catalog)
-        (on_search or (lambda h: _show_hits(h, console, base_model) if progress else None))(hits)
+        if on_search is not None:
+            on_search(hits)
+        elif progress:
+            _show_hits(hits, console, base_model)
         known = {r.repo for r in requests}
         requests += [RepoRequest(h.repo, revision, pattern=h.keyword or "search") for h in hits
                      if h.repo not in known]
@@ -127,12 +132,13 @@ def pull_requests(
 ) -> list[PullResult]:
     """Fetch and index already-resolved repo requests (see :func:`pull`)."""
     reprs = tuple(reprs)
+    console = console or Console(stderr=True)
     indexed_sources = {e.source for e in index.entries()}
     cache_dir = hub_cache(index.home)
     is_offline = offline()
     api = None if is_offline else make_api()
     results: dict[int, PullResult] = {}
-    with RepoProgress(progress, console=console) as display:
+    with RepoProgress(progress and console.is_terminal, console=console) as display:
         for req in requests:
             display.add(_key(req))
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="zoo-pull") as pool:
@@ -204,6 +210,8 @@ def _fetch_one(
         display.status(key, f"fetching {len(files)} files")
         folder = fetch(state, files, cache_dir, local_only=is_offline or state.from_cache,
                        tqdm_class=display.tqdm_class(key))
+        if not state.from_cache:
+            remember_ref(cache_dir, req.repo, req.revision, state.sha)
         return _Fetched(req, state, kind, files, folder, note)
     except ZooError as exc:
         return _failed(req, state.sha if state else None, str(exc))

@@ -8,6 +8,7 @@ aliases become the adapter repos the catalog knows for the base model; ``org/nam
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -148,6 +149,26 @@ def cached_state(cache_dir: Path, repo: str, revision: str | None) -> RepoState 
     except CachedRepoTreeNotFoundError:
         files = {p.relative_to(snapshot).as_posix(): FileMeta() for p in snapshot.rglob("*") if p.is_file()}
     return RepoState(repo=repo, sha=sha, files=files, from_cache=True)
+
+
+def remember_ref(cache_dir: Path, repo: str, revision: str | None, sha: str) -> None:
+    """Record in the cache that ``revision`` (default branch when None) was at ``sha``, for offline pulls.
+
+    Downloads by sha do not write ``refs/<branch>``; this does, atomically, in huggingface_hub's layout.
+    """
+    rev = revision or "main"
+    if SHA_RE.match(rev):
+        return
+    ref = Path(cache_dir) / f"models--{repo.replace('/', '--')}" / "refs" / rev
+    try:
+        if ref.is_file() and ref.read_text().strip() == sha:
+            return
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
+        tmp.write_text(sha)
+        os.replace(tmp, ref)
+    except OSError:
+        pass  # only offline use suffers
 
 
 def select_files(state: RepoState) -> tuple[str, list[str]]:

@@ -10,8 +10,9 @@ from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import HubError, UnsupportedCheckpoint, ZooError
 from zoo_tupate.hub.client import describe, hub_cache, make_api, offline
 from zoo_tupate.hub.fetch import fetch
+from zoo_tupate.hub.progress import make_tqdm_bridge
 from zoo_tupate.hub.pull import _can_fall_back
-from zoo_tupate.hub.resolve import RepoState, cached_state, remote_state, select_files
+from zoo_tupate.hub.resolve import RepoState, cached_state, remember_ref, remote_state, select_files
 from zoo_tupate.index import Index
 from zoo_tupate.redact import redact
 
@@ -48,7 +49,10 @@ def resolve_target(
     source = f"{repo}@{state.sha}"
     try:
         kind, files = select_files(state)
-        folder = fetch(state, files, cache_dir, local_only=offline() or state.from_cache)
+        folder = fetch(state, files, cache_dir, local_only=offline() or state.from_cache,
+                       tqdm_class=make_tqdm_bridge(_ignore, _ignore))
+        if not state.from_cache:
+            remember_ref(cache_dir, repo, rev, state.sha)
     except ZooError:
         raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub/httpx/OS errors become one line
@@ -70,6 +74,10 @@ def resolve_target(
             raise UnsupportedCheckpoint(f"{source}: degenerate target ({emb.degenerate_reason})")
         emb.source = source
     return embeddings
+
+
+def _ignore(_: float) -> None:
+    """Byte counts of a target download are not displayed."""
 
 
 def _state(repo: str, revision: str | None, cache_dir) -> RepoState:

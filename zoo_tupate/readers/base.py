@@ -21,6 +21,8 @@ WEIGHT_FILES = (
     "pytorch_adapter.bin",
 )
 CONFIG_FILES = ("adapter_config.json",)
+#: Largest adapter config read (real ones are a few KB).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 HEAD_FILES = ("pytorch_model_head.bin", "head.safetensors", "head_config.json")
 
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.(.+)$")
@@ -98,12 +100,18 @@ def read_config(folder: Path) -> dict[str, Any]:
         file = folder / name
         if file.exists():
             check_inside(file, folder)
+            if not file.is_file():  # a FIFO would block the read forever, a folder cannot be read
+                raise CorruptCheckpoint(f"{file}: is not a regular file")
+            if file.stat().st_size > MAX_CONFIG_BYTES:
+                raise CorruptCheckpoint(f"{file}: {file.stat().st_size} bytes, too large for an adapter config")
             try:
                 config = json.loads(file.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise CorruptCheckpoint(f"{file}: invalid JSON ({exc})") from None
             if not isinstance(config, dict):
                 raise CorruptCheckpoint(f"{file}: expected a JSON object, got {type(config).__name__}")
+            if "peft_type" in config and not isinstance(config["peft_type"], (str, type(None))):
+                raise CorruptCheckpoint(f"{file}: peft_type must be a string, got {type(config['peft_type']).__name__}")
             return config
     return {}
 

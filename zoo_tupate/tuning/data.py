@@ -64,6 +64,13 @@ class TaskData:
     label_names: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def display_name(self) -> str:
+        """The dataset's name for cards and adapter configs: a Hub id, or a local folder's own name."""
+        if _looks_local(self.name):
+            return Path(self.name).expanduser().resolve().name
+        return self.name
+
     def fingerprint(self) -> str:
         """sha256 over the rows and settings: equal data gives an equal fingerprint (probe caches)."""
         digest = hashlib.sha256()

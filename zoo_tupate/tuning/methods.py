@@ -173,12 +173,13 @@ def load_base(base_model: str, num_labels: int, problem: str, init_seed: int) ->
     """The base model with a sequence-classification head initialised from ``init_seed``."""
     from transformers import AutoModelForSequenceClassification
 
+    config = load_config(base_model)
+    config.num_labels = num_labels  # also resets id2label/label2id
+    config.problem_type = "regression" if problem == "regression" else "single_label_classification"
     torch.manual_seed(init_seed)
-    kwargs: dict[str, Any] = {"num_labels": num_labels, "dtype": torch.float32}
-    kwargs["problem_type"] = "regression" if problem == "regression" else "single_label_classification"
     try:
         with _quiet():
-            return AutoModelForSequenceClassification.from_pretrained(base_model, **kwargs)
+            return AutoModelForSequenceClassification.from_pretrained(base_model, config=config, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuningError(f"{base_model}: cannot load the base model ({first})") from None

@@ -208,7 +208,8 @@ class Encoded:
 def encode(tokenizer: Any, split: Split, problem: str, max_length: int) -> Encoded:
     """Tokenise a split once (truncated to ``max_length``; padding happens per batch)."""
     out = tokenizer(split.text_a, split.text_b, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in out]
+    accepted = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in out and k in accepted]
     features = [{k: out[k][i] for k in keys} for i in range(len(split))]
     dtype = torch.float32 if problem == "regression" else torch.long
     return Encoded(features, torch.tensor(split.labels, dtype=dtype))
@@ -359,7 +360,7 @@ def train_run(
     base_id = base_model_identity(config.base_model, config.base_model_id)
     tunable = build(method, config.base_model, task.num_labels, task.problem, base_id, config.init_seed,
                     config.options)
-    tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.name})
+    tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name})
     model = tunable.model.to(device)
     params = [p for _, p in tunable.trainable()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -401,7 +402,7 @@ def train_run(
             total_loss += float(loss.detach()) * len(index)
             step += 1
             progress.update(bar, advance=1,
-                            description=f"{method} lr={lr:g} epoch {epoch}/{config.epochs} loss {float(loss):.3f}")
+                            description=f"{method} lr={lr:g} epoch {epoch}/{config.epochs} loss {float(loss.detach()):.3f}")
         epoch_train_s = time.perf_counter() - t0
         train_s += epoch_train_s
         t1 = time.perf_counter()
@@ -556,13 +557,15 @@ def write_embedding_card(folder: Path, task: TaskData, config: TuneConfig, run: 
     for emb in embeddings:
         emb.metadata.update(tuning)
         emb.metadata["checkpoint_kind"] = kind
-        emb.metadata["dataset"] = task.name
-    hub_dataset = not (task.name.startswith((".", "/", "~")) or Path(task.name).expanduser().exists())
+        emb.metadata["dataset"] = task.display_name
+    name = task.display_name
+    hub_dataset = name == task.name
+    score = meta.get("validation", {}).get(run.metric)
     extra: dict[str, Any] = {
-        "title": f"Task embedding: {task.name} ({run.method}, {kind} checkpoint)",
-        "description": (f"{run.method} tuned on {task.name} for {meta.get('epoch')} epochs "
-                        f"(lr {run.lr:g}, {run.metric} {meta.get('validation', {}).get(run.metric)})"),
-        "dataset": task.name, "checkpoint": {"epoch": meta.get("epoch"), "step": meta.get("step")},
+        "title": f"Task embedding: {name} ({run.method}, {kind} checkpoint)",
+        "description": (f"{run.method} tuned on {name} for {meta.get('epoch')} epoch(s) "
+                        f"(lr {run.lr:g}; validation {run.metric} {score})"),
+        "dataset": name, "checkpoint": {"epoch": meta.get("epoch"), "step": meta.get("step")},
         "train_size": meta.get("train_size"), "checkpoint_kind": kind, "method_config": run.settings,
         "seeds": {"seed": config.seed, "init_seed": config.init_seed},
     }

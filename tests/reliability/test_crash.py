@@ -1,0 +1,205 @@
+"""kill -9 during ``index add`` and ``index rebuild``: the index always loads, without a rebuild, and holds
+exactly what was committed before the kill (plus, at most, the add in flight), with the right vectors.
+
+Each trial starts a worker process (``worker.py``), waits for it to be ready, kills it with SIGKILL after a
+random delay (seeded) and checks the index in this process. Fast version: 20 trials; ``slow``: 120.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import malformed_cases as mc
+import numpy as np
+import pytest
+from rel_helpers import REPO_ROOT
+
+pytestmark = pytest.mark.reliability
+
+WORKER = Path(__file__).with_name("worker.py")
+SEED = int(os.environ.get("ZOO_TUPATE_REL_SEED", "0"))
+BATCH = 4
+
+
+@dataclass
+class Pool:
+    """Distinct small LoRA checkpoints and their expected raw vectors."""
+
+    root: Path
+    paths: list[Path] = field(default_factory=list)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def take(self, n: int) -> list[Path]:
+        out, self.paths = self.paths[:n], self.paths[n:]
+        assert len(out) == n, "checkpoint pool exhausted"
+        return out
+
+
+def make_pool(root: Path, n: int, seed: int) -> Pool:
+    from zoo_tupate import embed
+
+    pool = Pool(root)
+    for i in range(n):
+        path = mc.write_ckpt(root / f"ck{seed}-{i:04d}", mc.st_bytes(mc.lora_tensors(np.random.default_rng([seed, i]))))
+        pool.paths.append(path)
+        pool.vectors[path.name] = embed(path).vector
+    return pool
+
+
+@dataclass
+class Tally:
+    trials: int = 0
+    killed_mid_operation: int = 0
+    in_flight_landed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def start_worker(args: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO_ROOT)
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc
+
+
+def kill_after(proc: subprocess.Popen, delay: float) -> tuple[list[str], bool]:
+    """SIGKILL ``proc`` after ``delay`` s; returns its stdout lines and whether it was still running."""
+    time.sleep(delay)
+    alive = proc.poll() is None
+    if alive:
+        proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    return (out or "").splitlines(), alive and proc.returncode == -signal.SIGKILL
+
+
+def verify(home: Path, lower: set[str], upper: set[str], pool: Pool, label: str) -> list[str]:
+    """The index loads (no rebuild), lower ⊆ names ⊆ upper, no duplicates, vectors equal the embeddings."""
+    from zoo_tupate import Index
+
+    try:
+        index = Index(home)
+        entries = index.entries()
+        names = {e.name for e in entries}
+        keys = [(e.name, e.space) for e in entries]
+        problems = []
+        if len(keys) != len(set(keys)):
+            problems.append("duplicate entries")
+        if not lower <= names:
+            problems.append(f"lost committed entries {sorted(lower - names)}")
+        if not names <= upper:
+            problems.append(f"entries that were never added {sorted(names - upper)}")
+        if entries:
+            matrix = index.vectors(entries)
+            for entry, row in zip(entries, matrix, strict=True):
+                if not np.array_equal(row, pool.vectors[entry.name]):
+                    problems.append(f"vector of {entry.name} differs from its embedding")
+    except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
+        problems = [f"index unreadable: {type(exc).__name__}: {exc}"]
+    return [f"{label}: {p}" for p in problems]
+
+
+def add_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally, max_delay: float) -> None:
+    from zoo_tupate import Index
+
+    before = Index(home).names()
+    batch = pool.take(BATCH)
+    proc = start_worker(["add", str(home), *map(str, batch)])
+    lines, killed = kill_after(proc, float(rng.uniform(0, max_delay)))
+    committed = [line.split(" ", 1)[1] for line in lines if line.startswith("committed ")]
+    upper = before | set(committed)
+    if killed and len(committed) < len(batch):
+        upper.add(batch[len(committed)].name)
+    tally.trials += 1
+    tally.killed_mid_operation += killed
+    tally.problems += verify(home, before | set(committed), upper, pool, f"add trial {tally.trials}")
+    if killed and len(committed) < len(batch) and batch[len(committed)].name in Index(home).names():
+        tally.in_flight_landed += 1
+
+
+def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally, max_delay: float) -> None:
+    from zoo_tupate import Index
+
+    index = Index(home)
+    for path in pool.take(2):  # fresh small shards so the rebuild has work to do
+        index.add(path)
+    before = Index(home).names()
+    proc = start_worker(["rebuild", str(home)])
+    _, killed = kill_after(proc, float(rng.uniform(0, max_delay)))
+    tally.trials += 1
+    tally.killed_mid_operation += killed
+    tally.problems += verify(home, before, before, pool, f"rebuild trial {tally.trials}")
+
+
+def calibrate(home: Path, pool: Pool) -> tuple[float, float]:
+    """Seconds one uninterrupted add batch and one rebuild take after the worker is ready."""
+    times = []
+    for mode, args in (("add", list(map(str, pool.take(BATCH)))), ("rebuild", [])):
+        proc = start_worker([mode, str(home), *args])
+        started = time.monotonic()
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        times.append(time.monotonic() - started)
+    return times[0], times[1]
+
+
+def run_trials(tmp_path: Path, trials: int) -> Tally:
+    rng = np.random.default_rng(SEED)
+    pool = make_pool(tmp_path / "pool", trials * (BATCH + 2) + 10, SEED)
+    home = tmp_path / "home"
+    add_s, rebuild_s = calibrate(home, pool)
+    tally = Tally()
+    for i in range(trials):
+        if i % 4 == 3:
+            rebuild_trial(home, pool, rng, tally, 1.2 * rebuild_s)
+        else:
+            add_trial(home, pool, rng, tally, 1.2 * add_s)
+    print(f"\n[crash] {tally.trials} trials, {tally.killed_mid_operation} killed mid-operation, "
+          f"in-flight add landed {tally.in_flight_landed} times, {len(tally.problems)} problems "
+          f"(add batch {add_s:.2f} s, rebuild {rebuild_s:.2f} s)")
+    return tally
+
+
+def test_kill_9_during_add_and_rebuild_fast(tmp_path: Path) -> None:
+    tally = run_trials(tmp_path, 20)
+    assert not tally.problems, "\n".join(tally.problems)
+    assert tally.killed_mid_operation >= 5  # the kills really landed inside operations
+
+
+@pytest.mark.slow
+def test_kill_9_during_add_and_rebuild_long(tmp_path: Path) -> None:
+    tally = run_trials(tmp_path, 120)
+    assert not tally.problems, "\n".join(tally.problems)
+    assert tally.killed_mid_operation >= 40
+
+
+def cli_kill_trials(tmp_path: Path, trials: int) -> list[str]:
+    """``python -m zoo_tupate index add`` (the real CLI) killed at random points."""
+    from zoo_tupate import Index
+
+    rng = np.random.default_rng(SEED + 7)
+    pool = make_pool(tmp_path / "pool", trials * 6, SEED + 7)
+    home = tmp_path / "home"
+    problems = []
+    for t in range(trials):
+        batch = pool.take(6)
+        before = Index(home).names()
+        proc = subprocess.Popen([sys.executable, "-m", "zoo_tupate", "--home", str(home), "index", "add",
+                                 *map(str, batch)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+        kill_after(proc, float(rng.uniform(0.3, 2.5)))
+        problems += verify(home, before, before | {p.name for p in batch}, pool, f"cli trial {t + 1}")
+    return problems
+
+
+def test_kill_9_real_cli_index_add(tmp_path: Path) -> None:
+    assert not cli_kill_trials(tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_kill_9_real_cli_index_add_long(tmp_path: Path) -> None:
+    assert not cli_kill_trials(tmp_path, 15)

@@ -1,0 +1,109 @@
+"""The transfer run end to end on a tiny random BERT: result file, eval table, and resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tuning_helpers import tiny_bert, toy_rows, write_jsonl
+
+from zoo_tupate.bench import transfer as transfer_mod
+from zoo_tupate.bench.transfer import TARGET_ONLY, TransferConfig, pair_path
+
+
+def _tasks(root: Path) -> Path:
+    write_jsonl(root / "senti" / "train.jsonl", toy_rows(24, seed=1))
+    write_jsonl(root / "senti" / "validation.jsonl", toy_rows(8, seed=2))
+    write_jsonl(root / "pairs" / "train.jsonl", toy_rows(24, seed=3, pair=True))
+    write_jsonl(root / "pairs" / "validation.jsonl", toy_rows(8, seed=4, pair=True))
+    for split, seed in (("train", 5), ("validation", 6)):  # a regression task (STS-B-like)
+        rows = [{**r, "label": 4.5 * r["label"] + 0.25} for r in toy_rows(24 if split == "train" else 8, seed)]
+        write_jsonl(root / "score" / f"{split}.jsonl", rows)
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    return _tasks(tmp_path / "tasks"), tiny_bert(tmp_path / "model")
+
+
+def _config(tasks: Path, model: Path, cache: Path) -> TransferConfig:
+    return TransferConfig(tasks_dir=tasks, tasks=["senti", "pairs", "score"], base_model=str(model), cache=cache,
+                          train_rows=16, source_rows=16, source_epochs=1, target_epochs=1, val_rows=8,
+                          max_length=32, batch_size=8, lr=1e-3, probe_methods=("lora", "bitfit"),
+                          probe_epochs=2, probe_early_epochs=1, probe_val_rows=8, taskemb_rows=4)
+
+
+def test_cli_run_writes_a_matrix_that_eval_scores(setup, tmp_path):
+    from zoo_tupate.cli import main
+
+    tasks, model = setup
+    out = tmp_path / "m.json"
+    args = ["bench", "transfer", "--tasks-dir", str(tasks), "--tasks", "senti,pairs,score", "--base-model",
+            str(model), "--base-model-id", "tiny-bert", "--train-rows", "16", "--source-rows", "16",
+            "--source-epochs", "1", "--target-epochs", "1", "--val-rows", "8", "--max-length", "32",
+            "--batch-size", "8", "--probe-methods", "lora,bitfit", "--probe-epochs", "2",
+            "--probe-early-epochs", "1", "--probe-val-rows", "8", "--cache", str(tmp_path / "cache"),
+            "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    measured = doc["measured"]
+    assert set(measured) == {"senti", "pairs", "score"}
+    assert set(measured["senti"]["sources"]) == {"pairs", "score"}
+    assert measured["senti"]["majority_rate"] == pytest.approx(0.5)
+    assert measured["score"]["majority_rate"] is None and measured["score"]["metric"] == "pearson_spearman"
+    assert measured["pairs"]["target_only"]["n_seeds"] == 1
+    predictions = doc["predictions"]
+    for name in ("datasize", "textemb", "taskemb", "tupate/lora/raw/layer-mean/best/cos",
+                 "tupate/lora/delta/layer-mean/early/centered", "tupate/ensemble/raw/layer-mean/best/cos",
+                 "offshelf/lora/raw/layer-mean/best/cos"):
+        assert name in predictions, name
+        assert "senti" not in predictions[name]["senti"]  # a target never scores itself
+    assert "offshelf/bitfit/raw/layer-mean/best/cos" not in predictions  # bitfit's init seed changes nothing
+    assert doc["versions"]["torch"] and doc["config"]["train_rows"] == 16
+
+    result = CliRunner().invoke(main, ["eval", "--matrix", str(out), "--json", "-m", "datasize", "-m", "random",
+                                       "-m", "tupate/*/raw/layer-mean/best/cos"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert {"datasize", "random", "tupate/lora/raw/layer-mean/best/cos"} <= set(scored)
+    assert scored["datasize"]["n_targets"] == 3
+    assert set(scored["datasize"]["per_target"]["senti"]["top3"]) == {"pairs", "score"}
+    table = CliRunner().invoke(main, ["eval", "--matrix", str(out), "-m", "datasize"])
+    assert table.exit_code == 0 and "datasize" in table.stderr and "NDCG" in table.stderr
+
+
+def test_resume_after_interruption_recomputes_nothing_finished(setup, tmp_path, monkeypatch):
+    tasks, model = setup
+    config = _config(tasks, model, tmp_path / "cache")
+    calls: list[int] = []
+    real_train = transfer_mod.train
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # 3 target-only runs, the first source model, then the first pair
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(transfer_mod, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        transfer_mod.run(config, stages=("transfer",))
+    finished = {p: p.stat().st_mtime_ns for p in (config.transfer_dir() / "pairs").glob("*.json")}
+    assert sorted(p.name for p in finished) == sorted(
+        pair_path(config, TARGET_ONLY, t, 0).name for t in config.tasks)
+    assert not list((config.transfer_dir() / "pairs").glob(".*.tmp"))  # no half-written file
+
+    calls.clear()
+    monkeypatch.setattr(transfer_mod, "train", lambda *a, **k: (calls.append(1), real_train(*a, **k))[1])
+    transfer_mod.run(config, stages=("transfer",))
+    # the saved source model is reused: 6 pairs + the 2 source models not trained before
+    assert len(calls) == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    assert len(list((config.transfer_dir() / "pairs").glob("*.json"))) == 9
+
+    calls.clear()
+    transfer_mod.run(config, stages=("transfer",))
+    assert calls == []

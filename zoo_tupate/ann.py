@@ -1,0 +1,259 @@
+"""Fast search over large spaces: a fixed sketch for candidate selection, memory-bound exact scans.
+
+Every shard of a space with ``dim > MIN_SKETCH_INPUT`` stores, beside its ``vectors`` (n × dim):
+
+* ``sqnorm`` (n): each row's squared norm (so an exact scan is one pass over the matrix);
+* ``total`` (dim): the sum of its rows (so the space mean for ``--center`` needs no scan);
+* ``sketch`` (n × SKETCH_DIM) and its rows' squared norms ``sketch_sq``: each row through a fixed, seeded CountSketch projection ``P``
+  (coordinate ``i`` goes to bucket ``h(i)`` with sign ``s(i)``; ``h``, ``s`` depend only on the seed and
+  ``dim``). ``P`` is linear, so the projected mean is the mean of projected rows, and centering works in
+  the sketch as in the full space.
+
+Default search: cosine in the sketch over all rows, then an exact float64 re-rank of the best
+``rerank_count(k)`` candidates read from the memory-mapped matrix. Exact search: one matrix–vector pass
+per shard using the stored norms, then the same exact re-rank of the top rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from zoo_tupate.errors import CorruptCheckpoint
+from zoo_tupate.storage import map_vectors
+
+SKETCH_DIM = 256
+SKETCH_SEED = 20260127
+#: Spaces of vectors this short are never sketched (an exact scan is as cheap).
+MIN_SKETCH_INPUT = 4 * SKETCH_DIM
+#: Spaces with fewer candidates than this are always scanned exactly.
+EXACT_BELOW = 2000
+#: Spaces with at most this many numbers (candidates × dim) are scored on an in-memory copy.
+DIRECT_MAX_VALUES = 4_000_000
+_ROW_CHUNK = 512
+
+
+def rerank_count(top_k: int, n: int) -> int:
+    """How many sketch candidates are re-ranked exactly for a top-``top_k`` query over ``n`` rows."""
+    return min(n, max(200, 20 * top_k, n // 100))
+
+
+@lru_cache(maxsize=8)
+def _countsketch(dim: int, p: int = SKETCH_DIM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column order grouping coordinates by bucket, signs in that order, bucket start offsets)."""
+    rng = np.random.default_rng([SKETCH_SEED, dim, p])
+    buckets = rng.integers(0, p, dim)
+    signs = rng.choice(np.array([-1.0, 1.0], np.float32), dim)
+    order = np.argsort(buckets, kind="stable")
+    counts = np.bincount(buckets, minlength=p)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if np.any(counts == 0):  # reduceat needs non-empty buckets: only possible for tiny dims
+        raise ValueError(f"dim {dim} too small to sketch to {p}")
+    return order, signs[order], starts
+
+
+def sketch_dim(dim: int) -> int:
+    """Sketch width for vectors of ``dim`` (0: not sketched)."""
+    return SKETCH_DIM if dim > MIN_SKETCH_INPUT else 0
+
+
+def sketch(rows: np.ndarray) -> np.ndarray:
+    """Project rows (n × dim, or one vector) with the fixed CountSketch of their dim (float32)."""
+    single = rows.ndim == 1
+    matrix = rows[None, :] if single else rows
+    order, signs, starts = _countsketch(int(matrix.shape[1]))
+    out = np.empty((matrix.shape[0], SKETCH_DIM), np.float32)
+    for i in range(0, matrix.shape[0], _ROW_CHUNK):
+        chunk = np.asarray(matrix[i:i + _ROW_CHUNK], dtype=np.float32)[:, order] * signs
+        out[i:i + _ROW_CHUNK] = np.add.reduceat(chunk, starts, axis=1)
+    return out[0] if single else out
+
+
+def shard_extras(vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """The tensors stored beside ``vectors`` in a shard (see module docstring)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    sq = np.empty(vectors.shape[0], np.float32)
+    total = np.zeros(vectors.shape[1], np.float64)
+    for i in range(0, vectors.shape[0], _ROW_CHUNK):
+        chunk = vectors[i:i + _ROW_CHUNK].astype(np.float64)
+        sq[i:i + _ROW_CHUNK] = np.einsum("ij,ij->i", chunk, chunk)
+        total += chunk.sum(axis=0)
+    extras = {"sqnorm": sq, "total": total.astype(np.float32)}
+    if sketch_dim(vectors.shape[1]):
+        extras["sketch"] = sketched = sketch(vectors)
+        extras["sketch_sq"] = np.einsum("ij,ij->i", sketched, sketched, dtype=np.float64).astype(np.float32)
+    return extras
+
+
+@dataclass
+class ShardView:
+    """The live candidate rows of one shard for a query: file, row numbers, and their global positions."""
+
+    path: Path
+    rows: np.ndarray  # live candidate rows in this shard (sorted)
+    positions: np.ndarray  # where each row's score goes in the candidate list
+    nrows: int  # rows in the file
+
+
+class ShardCache:
+    """Open memory maps of immutable shard files (a shard is never rewritten in place)."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def get(self, path: Path, name: str = "vectors", required: bool = True) -> np.ndarray | None:
+        key = (str(path), name)
+        if key not in self._maps:
+            try:
+                self._maps[key] = map_vectors(path, name)
+            except CorruptCheckpoint:
+                if required:
+                    raise
+                self._maps[key] = None
+            if len(self._maps) > 4096:
+                self._maps.pop(next(iter(self._maps)))
+        return self._maps[key]
+
+    def forget(self, path: Path) -> None:
+        for key in [k for k in self._maps if k[0] == str(path)]:
+            del self._maps[key]
+
+
+def exact_cosines(target: np.ndarray, rows: np.ndarray, center: np.ndarray | None) -> np.ndarray:
+    """Cosine of ``target`` with ``rows`` (after subtracting ``center``), computed directly from the vectors
+    in float32 like the small-zoo path: the scores the re-rank reports."""
+    t = np.asarray(target, dtype=np.float32)
+    m = np.asarray(rows, dtype=np.float32)
+    if center is not None:
+        c = np.asarray(center, dtype=np.float32)
+        t = t - c
+        m = m - c
+    norms = np.sqrt(np.einsum("ij,ij->i", m, m).astype(np.float64)) * float(np.linalg.norm(t.astype(np.float64)))
+    dots = _matvec(m, t).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms > 0, dots / norms, 0.0)
+
+
+def scan_scores(views: list[ShardView], n: int, target: np.ndarray, center: np.ndarray | None,
+                cache: ShardCache) -> np.ndarray:
+    """Approximate-free cosines of all ``n`` candidates by one pass over each shard's matrix (float32 dots).
+
+    With a center ``c``: ``⟨v−c, t−c⟩ = v·(t−c) − c·(t−c)`` and ``‖v−c‖² = ‖v‖² − 2 v·c + ‖c‖²``, so the
+    scan is one product of the matrix with two vectors, using the stored row norms.
+    """
+    t = target.astype(np.float64)
+    scores = np.zeros(n, np.float64)
+    if center is not None:
+        tc = t - center
+        probe = np.stack([tc, center]).T.astype(np.float32)
+        c_sq, c_tc = float(center @ center), float(center @ tc)
+    else:
+        tc = t
+        probe = tc.astype(np.float32)
+    t_norm = float(np.linalg.norm(tc))
+    for view in views:
+        matrix = cache.get(view.path)
+        sq = _sqnorms(view, cache)
+        products = np.asarray(matrix @ probe, dtype=np.float64)
+        if products.ndim == 1:
+            products = products[:, None]
+        dots = products[view.rows, 0]
+        sqn = sq[view.rows].astype(np.float64)
+        if center is not None:
+            dots = dots - c_tc
+            sqn = sqn - 2 * products[view.rows, 1] + c_sq
+        norms = np.sqrt(np.maximum(sqn, 0.0)) * t_norm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores[view.positions] = np.where(norms > 0, dots / norms, 0.0)
+    return scores
+
+
+def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np.ndarray | None,
+                  cache: ShardCache) -> np.ndarray:
+    """Approximate cosines of all ``n`` candidates in the sketch: one small product per shard, using the
+    stored squared norms of the sketch rows (the center is projected too: the sketch is linear)."""
+    q = sketch(np.asarray(target, dtype=np.float32)).astype(np.float64)
+    c = sketch(np.asarray(center, dtype=np.float32)).astype(np.float64) if center is not None else None
+    if c is not None:
+        q = q - c
+        probe = np.stack([q, c]).T.astype(np.float32)
+        c_sq, c_q = float(c @ c), float(c @ q)
+    else:
+        probe = q.astype(np.float32)
+    q_norm = float(np.linalg.norm(q))
+    scores = np.zeros(n, np.float64)
+    for view in views:
+        sk = cache.get(view.path, "sketch", required=False)
+        sq = cache.get(view.path, "sketch_sq", required=False)
+        if sk is None:  # a shard written before sketches existed: sketch it now
+            sk = sketch(np.asarray(cache.get(view.path)))
+        if sq is None:
+            sq = np.einsum("ij,ij->i", sk, sk)
+        products = np.stack([_matvec(sk, column) for column in np.atleast_2d(probe.T)], axis=1).astype(np.float64)
+        dots = products[view.rows, 0]
+        sqn = np.asarray(sq, dtype=np.float64)[view.rows]
+        if c is not None:
+            dots = dots - c_q
+            sqn = sqn - 2 * products[view.rows, 1] + c_sq
+        norms = np.sqrt(np.maximum(sqn, 0.0)) * q_norm
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores[view.positions] = np.where(norms > 0, dots / norms, 0.0)
+    return scores
+
+
+def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` on one thread: for small products, where a multi-threaded BLAS call costs more
+    in thread hand-offs (badly so on a busy machine) than the arithmetic."""
+    return np.einsum("ij,j->i", matrix, vector)
+
+
+def _sqnorms(view: ShardView, cache: ShardCache) -> np.ndarray:
+    sq = cache.get(view.path, "sqnorm", required=False)
+    if sq is None:
+        matrix = cache.get(view.path)
+        sq = np.array([float(np.dot(r, r)) for r in np.asarray(matrix, dtype=np.float64)])
+    return sq
+
+
+def space_total(views: list[ShardView], cache: ShardCache, dim: int) -> np.ndarray:
+    """Sum (float64) of the candidate rows: stored shard totals minus the rows that are not candidates."""
+    total = np.zeros(dim, np.float64)
+    for view in views:
+        matrix = cache.get(view.path)
+        stored = cache.get(view.path, "total", required=False)
+        live = np.zeros(view.nrows, bool)
+        live[view.rows] = True
+        if stored is None or live.sum() < view.nrows // 2:
+            for i in range(0, len(view.rows), _ROW_CHUNK):
+                total += np.asarray(matrix[view.rows[i:i + _ROW_CHUNK]], dtype=np.float64).sum(axis=0)
+            continue
+        total += np.asarray(stored, dtype=np.float64)
+        dead = np.flatnonzero(~live)
+        if len(dead):
+            total -= np.asarray(matrix[dead], dtype=np.float64).sum(axis=0)
+    return total
+
+
+def gather_rows(views: list[ShardView], positions: np.ndarray, cache: ShardCache, dim: int) -> np.ndarray:
+    """The vectors of the candidates at ``positions`` (in that order), read from the memory maps."""
+    out = np.empty((len(positions), dim), np.float32)
+    if not len(positions):
+        return out
+    lookup = np.full(int(max(int(v.positions.max(initial=-1)) for v in views)) + 1, -1, np.int64)
+    lookup[positions] = np.arange(len(positions))
+    for view in views:
+        dest = lookup[view.positions]
+        hit = dest >= 0
+        if hit.any():
+            out[dest[hit]] = cache.get(view.path)[view.rows[hit]]
+    return out
+
+
+def top_positions(scores: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` highest scores (unordered)."""
+    if count >= len(scores):
+        return np.arange(len(scores))
+    return np.argpartition(-scores, count - 1)[:count]

@@ -1,0 +1,104 @@
+"""``zoo-tupate eval --matrix FILE``: score every ranker leave-one-out against measured transfer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from zoo_tupate.cli.common import console, handle_errors, print_json
+from zoo_tupate.errors import ZooError
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"{path}: cannot read the transfer matrix ({exc})") from None
+    if not isinstance(document, dict) or "measured" not in document or "predictions" not in document:
+        raise ZooError(f"{path}: not a transfer matrix (written by 'zoo-tupate bench transfer --out')")
+    return document
+
+
+def _cell(summary: dict[str, Any], metric: str, digits: int) -> str:
+    value = summary[metric]
+    low, high = summary["ci"][metric]
+    if any(math.isinf(v) or math.isnan(v) for v in (value, low, high)):
+        return f"{value}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -> Path:
+    """A heatmap of each method's per-target ``metric`` (matplotlib, Agg backend)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ZooError("--plot needs matplotlib (pip install 'zoo-tupate[plot]')") from None
+    import numpy as np
+
+    methods = list(results)
+    targets = sorted({t for r in results.values() for t in r["per_target"]})
+    grid = np.full((len(methods), len(targets)), np.nan)
+    for i, method in enumerate(methods):
+        for j, target in enumerate(targets):
+            row = results[method]["per_target"].get(target)
+            if row is not None:
+                grid[i, j] = row[metric]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(targets), 1.2 + 0.36 * len(methods)))
+    image = ax.imshow(grid, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
+    labels = [f"{m} (mean {results[m][metric]:.1f})" for m in methods]
+    ax.set_yticks(range(len(methods)), labels, fontsize=8)
+    for i in range(len(methods)):
+        for j in range(len(targets)):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7, color="white")
+    fig.colorbar(image, ax=ax, label=metric)
+    ax.set_title(f"per-target {metric} (leave-one-out)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@click.command("eval")
+@click.option("--matrix", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Result file of 'zoo-tupate bench transfer --out'.")
+@click.option("--methods", "-m", multiple=True,
+              help="Only these methods (names or shell globs such as 'tupate/*/raw/*'; repeatable).")
+@click.option("--bootstrap", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Bootstrap resamples over targets for the 95% intervals.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON results on stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of the per-target NDCG of each method.")
+@handle_errors
+def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, as_json: bool, plot_path: Path | None) -> None:
+    """Score every ranking method in MATRIX leave-one-out: ρ, NDCG, Regret@1, Regret@3 (mean over targets)."""
+    from zoo_tupate.bench.evaluate import evaluate
+
+    document = _load(matrix)
+    results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap)
+    if not results:
+        raise ZooError(f"{matrix}: no method matches {', '.join(methods) or 'anything'} with measured targets")
+    if plot_path is not None:
+        plot(results, plot_path)
+        console.print(f"plot written to {plot_path}")
+    if as_json:
+        print_json(results)
+        return
+    seeds = document.get("seeds", [])
+    table = Table(title=f"leave-one-out ranking quality ({len(seeds)} seed(s); 95% bootstrap CI over targets)")
+    for column in ("method", "targets", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓"):
+        table.add_column(column, overflow="fold")
+    for name, summary in results.items():
+        table.add_row(name, str(summary["n_targets"]), _cell(summary, "rho", 2), _cell(summary, "ndcg", 1),
+                      _cell(summary, "regret@1", 1), _cell(summary, "regret@3", 1))
+    console.print(table)

@@ -1,0 +1,408 @@
+"""The index manifest: a compact checkpoint plus an append-only journal of committed changes.
+
+Files under ``<home>/index``::
+
+    manifest.json            checkpoint generation g: every live entry, in columns (names, spaces, shards
+                             and metadata interned), written atomically (temp file, fsync, rename)
+    journal.<g>.jsonl        changes committed since checkpoint g, one record a line:
+                             ``<crc32 hex> {"put": [entry, ...], "drop": [[name, space], ...]}``
+
+A change is committed when its line is fully written and fsynced. Readers (no lock) apply every line whose
+checksum verifies and stop at the first that does not (a torn tail from a killed writer: not committed);
+the next writer truncates that tail before appending. Once the journal outgrows a fraction of the
+checkpoint, the writer folds it into checkpoint g+1 and deletes journal g-1 (journal g stays one more
+generation for readers that opened checkpoint g). So an add costs one small shard, one journal line and
+two fsyncs, whatever the size of the index, and ``kill -9`` at any point leaves exactly the committed
+entries. A process keeps its loaded state and reads only the journal's new lines on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo_tupate.errors import IndexError_
+from zoo_tupate.storage import _fsync_dir, atomic_write_json
+
+MANIFEST_VERSION = 2
+#: Checkpoint once the journal is larger than this fraction of the manifest (and at least JOURNAL_MIN_BYTES).
+JOURNAL_FRACTION = 0.5
+JOURNAL_MIN_BYTES = 1 << 20
+
+
+@dataclass
+class Entry:
+    """One vector of the zoo: a named task in one space."""
+
+    name: str
+    space: str
+    method: str
+    repr: str
+    pooling: str
+    dim: int
+    source: str
+    sha256: str
+    shard: str
+    row: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    added: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        """Rebuild from :meth:`to_json` output (unknown keys ignored)."""
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+class _Interned:
+    """A list of distinct values and their positions (JSON values keyed by their canonical text)."""
+
+    def __init__(self, values: list | None = None, keyed: bool = False):
+        self.values: list = []
+        self.ids: dict = {}
+        self.keyed = keyed
+        for value in values or []:
+            self.add(value)
+
+    def add(self, value: Any) -> int:
+        key = json.dumps(value, sort_keys=True, default=str) if self.keyed else value
+        found = self.ids.get(key)
+        if found is None:
+            found = self.ids[key] = len(self.values)
+            self.values.append(value)
+        return found
+
+
+class State:
+    """Every live entry, in columns; slots of dropped entries are reused."""
+
+    _COLUMNS = ("name", "kind", "shard", "row", "sha256", "source", "added", "meta")
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {c: [] for c in self._COLUMNS}
+        self.slot: dict[tuple[str, str], int] = {}
+        self.free: list[int] = []
+        self.kinds = _Interned()  # (space, method, repr, pooling, dim)
+        self.shards = _Interned()
+        self.metas = _Interned(keyed=True)
+        self.version = 0
+        self._derived: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    # -------------------------------------------------------------- changes
+    def put(self, e: dict[str, Any]) -> None:
+        """Insert or replace the entry ``(e['name'], e['space'])``."""
+        key = (e["name"], e["space"])
+        values = {
+            "name": e["name"],
+            "kind": self.kinds.add((e["space"], e["method"], e["repr"], e["pooling"], int(e["dim"]))),
+            "shard": self.shards.add(e["shard"]),
+            "row": int(e["row"]),
+            "sha256": e.get("sha256", ""),
+            "source": e.get("source", ""),
+            "added": float(e.get("added", 0.0)),
+            "meta": self.metas.add(e.get("metadata") or {}),
+        }
+        slot = self.slot.get(key)
+        if slot is None:
+            slot = self.free.pop() if self.free else len(self.cols["name"])
+            if slot == len(self.cols["name"]):
+                for column in self._COLUMNS:
+                    self.cols[column].append(None)
+            self.slot[key] = slot
+        for column, value in values.items():
+            self.cols[column][slot] = value
+        self._changed()
+
+    def drop(self, name: str, space: str) -> None:
+        """Remove an entry (no error when absent)."""
+        slot = self.slot.pop((name, space), None)
+        if slot is not None:
+            self.cols["name"][slot] = None
+            self.free.append(slot)
+            self._changed()
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Apply one journal record."""
+        for name, space in record.get("drop", []):
+            self.drop(name, space)
+        for e in record.get("put", []):
+            self.put(e)
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._derived.clear()
+
+    # -------------------------------------------------------------- reading
+    def slots(self) -> list[int]:
+        """Live slots."""
+        return list(self.slot.values())
+
+    def kind(self, slot: int) -> tuple[str, str, str, str, int]:
+        return self.kinds.values[self.cols["kind"][slot]]
+
+    def shard(self, slot: int) -> str:
+        return self.shards.values[self.cols["shard"][slot]]
+
+    def entry(self, slot: int) -> Entry:
+        """The entry in ``slot`` (its metadata is a copy)."""
+        space, method, repr_, pooling, dim = self.kind(slot)
+        c = self.cols
+        return Entry(name=c["name"][slot], space=space, method=method, repr=repr_, pooling=pooling, dim=dim,
+                     source=c["source"][slot], sha256=c["sha256"][slot], shard=self.shard(slot),
+                     row=c["row"][slot], metadata=dict(self.metas.values[c["meta"][slot]]),
+                     added=c["added"][slot])
+
+    def derived(self, key: str, build) -> Any:
+        """A value computed from the current state, cached until the next change."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def by_name(self) -> dict[str, list[int]]:
+        """Name → live slots."""
+        def build() -> dict[str, list[int]]:
+            out: dict[str, list[int]] = {}
+            for (name, _), slot in self.slot.items():
+                out.setdefault(name, []).append(slot)
+            return out
+        return self.derived("by_name", build)
+
+    def by_space(self) -> dict[str, list[int]]:
+        """Space → live slots."""
+        def build() -> dict[str, list[int]]:
+            out: dict[str, list[int]] = {}
+            for (_, space), slot in self.slot.items():
+                out.setdefault(space, []).append(slot)
+            return out
+        return self.derived("by_space", build)
+
+    def space_dim(self, space: str) -> int | None:
+        """The dim of a space's entries (None when it has none)."""
+        slots = self.by_space().get(space)
+        return self.kind(slots[0])[4] if slots else None
+
+    # -------------------------------------------------------------- checkpoint format
+    def to_json(self, generation: int) -> dict[str, Any]:
+        """The checkpoint document (live entries only, sorted by name then space)."""
+        order = [self.slot[k] for k in sorted(self.slot)]
+        kinds, shards, metas = _Interned(), _Interned(), _Interned(keyed=True)
+        c = self.cols
+        columns = {
+            "name": [c["name"][s] for s in order],
+            "kind": [kinds.add(self.kind(s)) for s in order],
+            "shard": [shards.add(self.shard(s)) for s in order],
+            "row": [c["row"][s] for s in order],
+            "sha256": [c["sha256"][s] for s in order],
+            "source": [c["source"][s] for s in order],
+            "added": [c["added"][s] for s in order],
+            "meta": [metas.add(self.metas.values[c["meta"][s]]) for s in order],
+        }
+        return {"version": MANIFEST_VERSION, "generation": generation, "kinds": [list(k) for k in kinds.values],
+                "shards": shards.values, "metas": metas.values, "entries": columns}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> tuple[State, int]:
+        """Parse a checkpoint (or a version-1 manifest: a list of entries); returns (state, generation)."""
+        state = cls()
+        if data.get("version") == 1 or isinstance(data.get("entries"), list):
+            for e in data["entries"]:
+                state.put(e)
+            return state, int(data.get("generation", 0))
+        columns = data["entries"]
+        kinds = [tuple(k) for k in data["kinds"]]
+        n = len(columns["name"])
+        if any(len(columns[c]) != n for c in cls._COLUMNS):
+            raise ValueError("columns of different lengths")
+        state.kinds = _Interned([(k[0], k[1], k[2], k[3], int(k[4])) for k in kinds])
+        state.shards = _Interned(list(data["shards"]))
+        state.metas = _Interned(list(data["metas"]), keyed=True)
+        if len(state.kinds.values) != len(kinds) or len(state.shards.values) != len(data["shards"]):
+            raise ValueError("duplicate interned values")
+        state.cols = {c: list(columns[c]) for c in cls._COLUMNS}
+        spaces = [k[0] for k in state.kinds.values]
+        state.slot = {(name, spaces[k]): i for i, (name, k) in enumerate(zip(columns["name"], columns["kind"],
+                                                                              strict=True))}
+        if len(state.slot) != n:
+            raise ValueError("duplicate (name, space) entries")
+        return state, int(data["generation"])
+
+
+def _record_line(record: dict[str, Any]) -> bytes:
+    body = json.dumps(record, separators=(",", ":"), default=_default).encode()
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Committed records at the start of ``data`` and the byte length they span."""
+    records, pos = [], 0
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        line = data[pos:end]
+        if len(line) < 10 or line[8:9] != b" ":
+            break
+        try:
+            crc = int(line[:8], 16)
+        except ValueError:
+            break
+        body = line[9:]
+        if zlib.crc32(body) != crc:
+            break
+        try:
+            records.append(json.loads(body))
+        except ValueError:
+            break
+        pos = end + 1
+    return records, pos
+
+
+def _stat_sig(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class ManifestStore:
+    """Loads, caches and commits the manifest of one index folder (commits need the index lock)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.path = root / "manifest.json"
+        self._state: State | None = None
+        self._sig: tuple | None = None  # manifest file signature the state was loaded from
+        self._generation = 0
+        self._offset = 0  # bytes of the journal applied
+        self.manifest_bytes = 0
+
+    def journal_path(self, generation: int | None = None) -> Path:
+        return self.root / f"journal.{self._generation if generation is None else generation}.jsonl"
+
+    def state(self) -> State:
+        """The current state: cached, refreshed from the journal's new lines or reloaded when replaced."""
+        for _ in range(10):
+            sig = _stat_sig(self.path)
+            if self._state is None or sig != self._sig:
+                self._full_load(sig)
+            else:
+                self._read_journal_tail()
+            if _stat_sig(self.path) == self._sig:
+                return self._state  # type: ignore[return-value]
+            self._state = None  # replaced while reading: a checkpoint happened, load again
+        raise IndexError_(f"{self.path}: manifest keeps changing while being read; try again")
+
+    def _full_load(self, sig: tuple | None) -> None:
+        if sig is None:
+            state, generation, size = State(), 0, 0
+        else:
+            try:
+                raw = self.path.read_bytes()
+                state, generation = State.from_json(json.loads(raw))
+                size = len(raw)
+            except FileNotFoundError:
+                state, generation, size = State(), 0, 0
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise IndexError_(
+                    f"{self.path}: damaged manifest ({type(exc).__name__}); run 'zoo-tupate index rebuild'"
+                ) from None
+        self._state, self._sig, self._generation, self._offset = state, sig, generation, 0
+        self.manifest_bytes = size
+        self._read_journal_tail()
+
+    def _read_journal_tail(self) -> None:
+        path = self.journal_path()
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        records, used = _parse_lines(data)
+        for record in records:
+            self._state.apply(record)  # type: ignore[union-attr]
+        self._offset += used
+
+    def journal_bytes(self) -> int:
+        return self._offset
+
+    # -------------------------------------------------------------- writing (caller holds the lock)
+    def commit(self, record: dict[str, Any]) -> None:
+        """Durably append one record (or fold everything into a new checkpoint when due)."""
+        state = self.state()
+        line = _record_line(record)
+        if self._sig is None or self._offset + len(line) > max(JOURNAL_MIN_BYTES,
+                                                                JOURNAL_FRACTION * self.manifest_bytes):
+            state.apply(record)
+            self.checkpoint()
+            return
+        path = self.journal_path()
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, self._offset)  # drop a torn tail left by a killed writer
+            os.lseek(fd, self._offset, os.SEEK_SET)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.root)
+        state.apply(record)
+        self._offset += len(line)
+
+    def checkpoint(self, state: State | None = None, generation: int | None = None) -> None:
+        """Write the state as checkpoint ``generation`` (default: next) and retire old journals."""
+        state = state if state is not None else self.state()
+        generation = self._generation + 1 if generation is None else generation
+        document = state.to_json(generation)
+        atomic_write_json(self.path, document)
+        self._state, self._generation, self._offset = state, generation, 0
+        self._sig = _stat_sig(self.path)
+        self.manifest_bytes = self._sig[1] if self._sig else 0
+        for old in self.root.glob("journal.*.jsonl"):
+            try:
+                number = int(old.name.split(".")[1])
+            except ValueError:
+                continue
+            if number < generation - 1 or number > generation:
+                old.unlink(missing_ok=True)
+        journal = self.journal_path()
+        if journal.exists():
+            journal.unlink()  # a leftover of a rebuild that reused this generation number
+
+    def max_journal_generation(self) -> int:
+        numbers = []
+        for old in self.root.glob("journal.*.jsonl"):
+            try:
+                numbers.append(int(old.name.split(".")[1]))
+            except ValueError:
+                continue
+        return max(numbers, default=0)
+
+    def invalidate(self) -> None:
+        self._state, self._sig = None, None
