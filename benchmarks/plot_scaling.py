@@ -38,7 +38,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for label, values in series.items():
         ax.loglog(n, values, marker="o", label=label)
-    ax.set_xlabel("entries N (dim %d)" % results[0]["dim"])
+    ax.set_xlabel(f"entries N (dim {results[0]['dim']})")
     ax.set_ylabel("seconds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

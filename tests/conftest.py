@@ -67,7 +67,7 @@ def make_checkpoint(folder: Path, method: str = "lora", init_seed: int = 0, pert
                 if param.requires_grad and "classifier" not in name:
                     param.add_(torch.randn(param.shape, generator=gen) * 0.1)
     peft_model.peft_config["default"].base_model_name_or_path = base_model
-    peft_model.save_pretrained(folder)
+    peft_model.save_pretrained(folder, save_embedding_layers=False)
     return folder
 
 

@@ -178,15 +178,21 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
 def degenerate_reason(params: TunedParams) -> str | None:
     """Why an adapter carries no task signal, or None."""
     arrays = [(n, a) for g in params.layers.values() for n, a in g.items()] + list(params.shared.items())
-    flat = np.concatenate([a.ravel() for _, a in arrays]) if arrays else np.zeros(0, np.float32)
-    if not np.isfinite(flat).all():
-        for name, array in arrays:
-            if not np.all(np.isfinite(array)):
-                return f"non-finite values in {name}"
+    # one pass per tensor, no copies: a tensor's sum of squares is finite unless it holds a non-finite value
+    # and non-zero only if the tensor is; overflow and underflow fall back to the exact checks
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        squares = [float(np.dot(a.ravel(), a.ravel())) for _, a in arrays]
+    for (name, array), sq in zip(arrays, squares, strict=True):
+        if not np.isfinite(sq) and not np.all(np.isfinite(array)):
+            return f"non-finite values in {name}"
+
+    def nonzero(i: int) -> bool:
+        return squares[i] != 0.0 or bool(np.any(arrays[i][1]))
+
     if params.method == "lora":
-        if not any(np.any(a) for n, a in arrays if n.endswith("lora_B")):
+        if not any(nonzero(i) for i, (n, _) in enumerate(arrays) if n.endswith("lora_B")):
             return "every lora_B is zero: the adapter is a no-op (never trained)"
-    if not flat.any():
+    if not any(nonzero(i) for i in range(len(arrays))):
         return "all tuned tensors are zero"
     return None
 

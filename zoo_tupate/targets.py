@@ -7,7 +7,7 @@ from pathlib import Path
 
 from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import REPRS, Embedding
-from zoo_tupate.errors import EntryNotFound, UnsupportedCheckpoint, ZooError
+from zoo_tupate.errors import EntryNotFound, UnsupportedCheckpoint
 from zoo_tupate.index import Index
 
 DATASET_FILES = ("train.jsonl", "train.csv", "train.parquet", "train.json")
@@ -65,20 +65,14 @@ def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[s
         except EntryNotFound:
             if kind == "entry":
                 raise
-    return _hub_target(index, target, reprs, pooling, kind)
+    return _hub_target(index, target, reprs, pooling, base_model_id)
 
 
-def _hub_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str, kind: str) -> Target:
-    try:
-        from zoo_tupate.hub import resolve_target as hub_resolve  # type: ignore[attr-defined]
-    except ImportError:
-        hub_resolve = None
-    if hub_resolve is None:
-        raise UnsupportedCheckpoint(f"{target}: not a local path or index entry (Hub targets are unavailable)")
-    try:
-        embeddings = hub_resolve(target, index, reprs=reprs, pooling=pooling)
-    except ZooError:
-        raise
+def _hub_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str,
+                base_model_id: str | None) -> Target:
+    from zoo_tupate.hub import resolve_target as hub_resolve
+
+    embeddings = hub_resolve(target, index, reprs=reprs, pooling=pooling, base_model_id=base_model_id)
     names = {target.split("@", 1)[0].removeprefix("hub:")}
     return Target(list(embeddings), exclude=names, kind="hub")
 

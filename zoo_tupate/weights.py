@@ -11,7 +11,6 @@ import json
 import math
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,13 +215,10 @@ class _LoadedFile:
         self.data_start = 8 + header_len
         self.infos, self.metadata, self.offsets = _parse_header(path, data[8:self.data_start], len(data))
         self._sha: str | None = None
-        # hashlib releases the GIL: hash on a second core while the caller parses and embeds
-        self._pending = _hasher().submit(_sha256_hex, data) if len(data) >= _BACKGROUND_HASH_BYTES else None
 
     def sha256(self) -> str:
         if self._sha is None:
-            self._sha = self._pending.result() if self._pending is not None else _sha256_hex(self.data)
-            self._pending = None
+            self._sha = hashlib.sha256(self.data).hexdigest()
         return self._sha
 
     def array(self, name: str) -> np.ndarray:
@@ -240,21 +236,6 @@ class _LoadedFile:
         if info.dtype == "BF16":
             return (raw.astype(np.uint32) << 16).view(np.float32)
         return raw.astype(np.float32)
-
-
-_BACKGROUND_HASH_BYTES = 64 * 1024
-_HASHER: ThreadPoolExecutor | None = None
-
-
-def _hasher() -> ThreadPoolExecutor:
-    global _HASHER
-    if _HASHER is None:
-        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-tupate-sha256")
-    return _HASHER
-
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 _FILE_CACHE: list[_LoadedFile] = []
