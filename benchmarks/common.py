@@ -113,7 +113,8 @@ def synthetic_target(index: int, dim: int, seed: int = 0, rank: int = 32) -> np.
     basis = _basis(dim, seed, rank)
     rng = np.random.default_rng([seed, 10**6 + index])
     z = rng.standard_normal(rank, dtype=np.float32)
-    return basis[0] * np.float32(np.sqrt(rank)) + z @ basis[1:] + 0.5 * rng.standard_normal(dim, dtype=np.float32)
+    vector = basis[0] * np.float32(np.sqrt(rank)) + z @ basis[1:] + 0.5 * rng.standard_normal(dim, dtype=np.float32)
+    return vector.astype(np.float32)
 
 
 _BASIS: dict[tuple[int, int, int], np.ndarray] = {}
@@ -123,7 +124,7 @@ def _basis(dim: int, seed: int, rank: int) -> np.ndarray:
     key = (dim, seed, rank)
     if key not in _BASIS:
         rng = np.random.default_rng([seed, 999_983])
-        _BASIS[key] = rng.standard_normal((rank + 1, dim), dtype=np.float32) / np.sqrt(rank)
+        _BASIS[key] = rng.standard_normal((rank + 1, dim), dtype=np.float32) / np.float32(np.sqrt(rank))
     return _BASIS[key]
 
 

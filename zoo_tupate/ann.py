@@ -16,6 +16,7 @@ per shard using the stored norms, then the same exact re-rank of the top rows.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo_tupate.errors import CorruptCheckpoint
-from zoo_tupate.storage import map_vectors
+from zoo_tupate.storage import map_tensors
 
 SKETCH_DIM = 256
 SKETCH_SEED = 20260127
@@ -38,7 +39,7 @@ _ROW_CHUNK = 512
 
 def rerank_count(top_k: int, n: int) -> int:
     """How many sketch candidates are re-ranked exactly for a top-``top_k`` query over ``n`` rows."""
-    return min(n, max(200, 20 * top_k, n // 100))
+    return min(n, max(200, 20 * top_k, n // 250))
 
 
 @lru_cache(maxsize=8)
@@ -99,27 +100,26 @@ class ShardView:
 
 
 class ShardCache:
-    """Open memory maps of immutable shard files (a shard is never rewritten in place)."""
+    """Open memory maps of immutable shard files (a shard is never rewritten in place); each file's header
+    is parsed once."""
 
     def __init__(self) -> None:
-        self._maps: dict[tuple[str, str], np.ndarray | None] = {}
+        self._files: dict[str, dict[str, np.ndarray]] = {}
 
     def get(self, path: Path, name: str = "vectors", required: bool = True) -> np.ndarray | None:
-        key = (str(path), name)
-        if key not in self._maps:
-            try:
-                self._maps[key] = map_vectors(path, name)
-            except CorruptCheckpoint:
-                if required:
-                    raise
-                self._maps[key] = None
-            if len(self._maps) > 4096:
-                self._maps.pop(next(iter(self._maps)))
-        return self._maps[key]
+        key = str(path)
+        tensors = self._files.get(key)
+        if tensors is None:
+            tensors = self._files[key] = map_tensors(path)
+            if len(self._files) > 4096:
+                self._files.pop(next(iter(self._files)))
+        found = tensors.get(name)
+        if found is None and required:
+            raise CorruptCheckpoint(f"{path}: no float32 tensor {name!r}")
+        return found
 
     def forget(self, path: Path) -> None:
-        for key in [k for k in self._maps if k[0] == str(path)]:
-            del self._maps[key]
+        self._files.pop(str(path), None)
 
 
 def exact_cosines(target: np.ndarray, rows: np.ndarray, center: np.ndarray | None) -> np.ndarray:
@@ -238,17 +238,35 @@ def space_total(views: list[ShardView], cache: ShardCache, dim: int) -> np.ndarr
 
 
 def gather_rows(views: list[ShardView], positions: np.ndarray, cache: ShardCache, dim: int) -> np.ndarray:
-    """The vectors of the candidates at ``positions`` (in that order), read from the memory maps."""
+    """The vectors of the candidates at ``positions`` (in that order).
+
+    Read with ``pread`` rather than through the memory maps, so a long-lived process does not keep the
+    pages of every row it ever re-ranked mapped (resident) after the query.
+    """
     out = np.empty((len(positions), dim), np.float32)
     if not len(positions):
         return out
     lookup = np.full(int(max(int(v.positions.max(initial=-1)) for v in views)) + 1, -1, np.int64)
     lookup[positions] = np.arange(len(positions))
+    row_bytes = dim * 4
     for view in views:
         dest = lookup[view.positions]
         hit = dest >= 0
-        if hit.any():
-            out[dest[hit]] = cache.get(view.path)[view.rows[hit]]
+        if not hit.any():
+            continue
+        matrix = cache.get(view.path)
+        base = getattr(matrix, "offset", None)
+        if base is None or not isinstance(matrix, np.memmap):
+            out[dest[hit]] = matrix[view.rows[hit]]
+            continue
+        fd = os.open(view.path, os.O_RDONLY)
+        try:
+            for row, d in zip(view.rows[hit], dest[hit], strict=True):
+                buffer = memoryview(out[d]).cast("B")
+                if os.preadv(fd, [buffer], base + int(row) * row_bytes) != row_bytes:
+                    raise CorruptCheckpoint(f"{view.path}: truncated while reading row {row}")
+        finally:
+            os.close(fd)
     return out
 
 

@@ -43,10 +43,16 @@ from zoo_tupate.errors import (
     UnsupportedCheckpoint,
     ZooError,
 )
-from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State
+from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, encode_entries
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.space import space_dirname
-from zoo_tupate.storage import map_vectors, read_metadata, write_tensor_parts, write_vectors
+from zoo_tupate.storage import (
+    map_vectors,
+    read_bytes_tensor,
+    read_metadata,
+    write_tensor_parts,
+    write_vectors,
+)
 
 #: Shards of one size class merged together once there are this many.
 FANOUT = 8
@@ -240,7 +246,7 @@ class Index:
                             if slot is not None:
                                 replaced.append(state.entry(slot))
                 self._tombstone(replaced)
-                self.store.commit({"put": put})
+                self.store.commit({"put": encode_entries(put)})
                 for space in new:
                     self._maybe_merge(space)
         for (name, space), i in latest.items():  # duplicates within the batch report the winner
@@ -374,9 +380,16 @@ class Index:
                                  pooling=emb.pooling, dim=emb.dim, source=source or emb.source, sha256=emb.sha256,
                                  shard=shard, row=row, metadata=meta, added=now))
         matrix = np.stack([emb.vector for _, emb, _, _ in items]).astype(np.float32, copy=False)
-        tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()}}
-        write_tensor_parts(self.root / shard, tensors, {"space": space, "entries": [e.to_json() for e in entries]})
+        self._write_shard_file(shard, space, matrix, entries)
         return entries
+
+    def _write_shard_file(self, shard: str, space: str, matrix: np.ndarray, entries: list[Entry]) -> None:
+        """One shard: vectors, their search extras, and the entries' records (JSON bytes in a ``records``
+        tensor, so opening a shard parses a small header; ``rebuild`` recovers entries from them)."""
+        records = json.dumps([e.to_json() for e in entries], default=_json_default).encode()
+        tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()},
+                   "records": [np.frombuffer(records, np.uint8)]}
+        write_tensor_parts(self.root / shard, tensors, {"space": space, "records": "tensor"})
 
     def _merge(self, space: str, group: list[Entry]) -> list[Entry]:
         """Rewrite ``group`` (one space) into shards of at most MAX_SHARD_ROWS rows; returns the moved entries."""
@@ -389,8 +402,7 @@ class Index:
             shard = self._new_shard_name(space)
             matrix = self.vectors(chunk)
             out = [Entry(**{**e.to_json(), "shard": shard, "row": i}) for i, e in enumerate(chunk)]
-            tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()}}
-            write_tensor_parts(self.root / shard, tensors, {"space": space, "entries": [e.to_json() for e in out]})
+            self._write_shard_file(shard, space, matrix, out)
             moved.extend(out)
         return moved
 
@@ -416,7 +428,7 @@ class Index:
             chosen = sorted(full[0])[:FANOUT]
             group = [state.entry(s) for shard in chosen for s in sorted(rows_of[shard], key=state.cols["row"].__getitem__)]
             moved = self._merge(space, group)
-            self.store.commit({"put": [e.to_json() for e in moved]})
+            self.store.commit({"put": encode_entries([e.to_json() for e in moved])})
             for shard in chosen:
                 self.shard_cache.forget(self.root / shard)
                 (self.root / shard).unlink(missing_ok=True)
@@ -442,8 +454,8 @@ class Index:
         latest: dict[tuple[str, str], Entry] = {}
         for file in sorted((self.root / "shards").glob("*/*.safetensors")):
             try:
-                records = read_metadata(file)["entries"]
-            except (ZooError, KeyError, OSError):
+                records = shard_records(file)
+            except (ZooError, KeyError, OSError, ValueError):
                 continue
             for record in records:
                 entry = Entry.from_json(record)
@@ -505,6 +517,25 @@ class _Release:
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
+
+
+def shard_records(file: Path) -> list[dict[str, Any]]:
+    """The entry records a shard was written with (``records`` tensor, or older shards' metadata)."""
+    meta = read_metadata(file)
+    if "entries" in meta:
+        return meta["entries"]
+    records = json.loads(read_bytes_tensor(file, "records"))
+    if not isinstance(records, list):
+        raise CorruptCheckpoint(f"{file}: shard records are not a list")
+    return records
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _entry_metadata(emb: Embedding) -> dict[str, Any]:

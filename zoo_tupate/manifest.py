@@ -133,11 +133,40 @@ class State:
             self._changed()
 
     def apply(self, record: dict[str, Any]) -> None:
-        """Apply one journal record."""
+        """Apply one journal record (``put`` as a list of entries or in columns, see :func:`encode_entries`)."""
         for name, space in record.get("drop", []):
             self.drop(name, space)
-        for e in record.get("put", []):
-            self.put(e)
+        put = record.get("put", [])
+        if isinstance(put, dict):
+            self._put_columns(put)
+        else:
+            for e in put:
+                self.put(e)
+
+    def _put_columns(self, block: dict[str, Any]) -> None:
+        kinds = [self.kinds.add((k[0], k[1], k[2], k[3], int(k[4]))) for k in block["kinds"]]
+        shards = [self.shards.add(x) for x in block["shards"]]
+        metas = [self.metas.add(m) for m in block["metas"]]
+        c, b = self.cols, block["entries"]
+        spaces = [self.kinds.values[k][0] for k in kinds]
+        for i, name in enumerate(b["name"]):
+            key = (name, spaces[b["kind"][i]])
+            slot = self.slot.get(key)
+            if slot is None:
+                slot = self.free.pop() if self.free else len(c["name"])
+                if slot == len(c["name"]):
+                    for column in self._COLUMNS:
+                        c[column].append(None)
+                self.slot[key] = slot
+            c["name"][slot] = name
+            c["kind"][slot] = kinds[b["kind"][i]]
+            c["shard"][slot] = shards[b["shard"][i]]
+            c["row"][slot] = int(b["row"][i])
+            c["sha256"][slot] = b["sha256"][i]
+            c["source"][slot] = b["source"][i]
+            c["added"][slot] = float(b["added"][i])
+            c["meta"][slot] = metas[b["meta"][i]]
+        self._changed()
 
     def _changed(self) -> None:
         self.version += 1
@@ -236,6 +265,28 @@ class State:
         if len(state.slot) != n:
             raise ValueError("duplicate (name, space) entries")
         return state, int(data["generation"])
+
+
+def encode_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entries (``Entry.to_json()`` dicts) in the compact column form of checkpoints and journal records."""
+    kinds, shards, metas = _Interned(), _Interned(), _Interned(keyed=True)
+    meta_ids: dict[int, int] = {}
+    columns: dict[str, list] = {c: [] for c in State._COLUMNS}
+    for e in entries:
+        meta = e.get("metadata") or {}
+        mid = meta_ids.get(id(meta))
+        if mid is None:
+            mid = meta_ids[id(meta)] = metas.add(meta)
+        columns["name"].append(e["name"])
+        columns["kind"].append(kinds.add((e["space"], e["method"], e["repr"], e["pooling"], int(e["dim"]))))
+        columns["shard"].append(shards.add(e["shard"]))
+        columns["row"].append(int(e["row"]))
+        columns["sha256"].append(e.get("sha256", ""))
+        columns["source"].append(e.get("source", ""))
+        columns["added"].append(float(e.get("added", 0.0)))
+        columns["meta"].append(mid)
+    return {"kinds": [list(k) for k in kinds.values], "shards": shards.values, "metas": metas.values,
+            "entries": columns}
 
 
 def _record_line(record: dict[str, Any]) -> bytes:

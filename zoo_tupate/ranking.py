@@ -138,11 +138,10 @@ def _space_base(state, root: Path, space: str) -> tuple[np.ndarray, list[ann.Sha
         shard_ids = np.array([state.cols["shard"][s] for s in ordered], dtype=np.int64)
         rows = np.array([state.cols["row"][s] for s in ordered], dtype=np.int64)
         views = []
-        for shard_id in np.unique(shard_ids):
-            positions = np.flatnonzero(shard_ids == shard_id)
-            order = np.argsort(rows[positions], kind="stable")
-            positions = positions[order]
-            path = root / state.shards.values[int(shard_id)]
+        by_shard = np.lexsort((rows, shard_ids))  # grouped by shard, rows ascending within a shard
+        bounds = np.flatnonzero(np.diff(shard_ids[by_shard])) + 1
+        for positions in np.split(by_shard, bounds):
+            path = root / state.shards.values[int(shard_ids[positions[0]])]
             views.append(ann.ShardView(path=path, rows=rows[positions], positions=positions, nrows=0))
         return ordered, views
     return state.derived(f"space:{space}", build)

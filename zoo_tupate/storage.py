@@ -73,11 +73,12 @@ def write_vectors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str
 
 def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadata: dict[str, Any],
                        durable: bool = True) -> None:
-    """Atomically write a safetensors file of float32 tensors, each the row-wise concatenation of its parts.
+    """Atomically write a safetensors file, each tensor the row-wise concatenation of its parts.
 
-    Streams the parts to disk (no full copy in memory: parts may be memory maps of other shards).
+    Tensors are float32 (``F32``) except uint8 ones (``U8``, e.g. JSON records). Streams the parts to
+    disk (no full copy in memory: parts may be memory maps of other shards).
     """
-    shapes, parts_of = {}, {}
+    shapes, parts_of, dtypes = {}, {}, {}
     for name, parts in tensors.items():
         parts = [np.asarray(part) for part in parts]
         rest = parts[0].shape[1:]
@@ -85,11 +86,13 @@ def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadat
             raise ValueError(f"{name}: parts of different shapes")
         shapes[name] = (sum(part.shape[0] for part in parts), *rest) if parts[0].ndim else ()
         parts_of[name] = parts
+        dtypes[name] = ("U8", "u1") if parts[0].dtype == np.uint8 else ("F32", "<f4")
     header: dict[str, Any] = {"__metadata__": {META_KEY: json.dumps(metadata, default=_json_default)}}
     offset = 0
     for name in sorted(shapes):
-        size = 4 * int(np.prod(shapes[name])) if shapes[name] else 4
-        header[name] = {"dtype": "F32", "shape": list(shapes[name]), "data_offsets": [offset, offset + size]}
+        width = 1 if dtypes[name][0] == "U8" else 4
+        size = width * int(np.prod(shapes[name])) if shapes[name] else width
+        header[name] = {"dtype": dtypes[name][0], "shape": list(shapes[name]), "data_offsets": [offset, offset + size]}
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
@@ -103,7 +106,7 @@ def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadat
                 for part in parts_of[name]:
                     for start in range(0, max(part.shape[0], 1) if part.ndim else 1, _ROWS_PER_WRITE):
                         chunk = part[start:start + _ROWS_PER_WRITE] if part.ndim else part
-                        handle.write(np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+                        handle.write(np.ascontiguousarray(chunk, dtype=dtypes[name][1]).tobytes())
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -153,16 +156,51 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def map_vectors(path: Path, name: str = "vectors") -> np.ndarray:
     """Memory-map one float32 matrix of a vector file (read-only, checked against the file size)."""
+    return map_tensors(path, (name,))[name]
+
+
+def map_tensors(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Memory-map the float32 tensors ``names`` (default: all) of a vector file, parsing its header once.
+
+    A name in ``names`` that the file lacks (or holds in another dtype) raises :class:`CorruptCheckpoint`.
+    """
+    header, data_start = _header(path)
+    size = path.stat().st_size
+    wanted = names if names is not None else tuple(
+        k for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and v.get("dtype") == "F32")
+    out: dict[str, np.ndarray] = {}
+    for name in wanted:
+        spec = header.get(name)
+        if not isinstance(spec, dict) or spec.get("dtype") != "F32":
+            raise CorruptCheckpoint(f"{path}: no float32 tensor {name!r}")
+        try:
+            shape = tuple(int(d) for d in spec["shape"])
+            start, end = (int(o) for o in spec["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CorruptCheckpoint(f"{path}: tensor {name!r} has a malformed header entry") from None
+        count = int(np.prod(shape)) if shape else 1
+        if any(d < 0 for d in shape) or data_start + end > size or end - start != 4 * count or start < 0:
+            raise CorruptCheckpoint(f"{path}: tensor {name!r} does not fit the file (truncated?)")
+        if count == 0:
+            out[name] = np.zeros(shape, np.float32)
+        else:
+            out[name] = np.memmap(path, dtype=np.float32, mode="r", offset=data_start + start, shape=shape)
+    return out
+
+
+def read_bytes_tensor(path: Path, name: str) -> bytes:
+    """The raw bytes of a ``U8`` tensor of a vector file (e.g. JSON records)."""
     header, data_start = _header(path)
     spec = header.get(name)
-    if not isinstance(spec, dict) or spec.get("dtype") != "F32":
-        raise CorruptCheckpoint(f"{path}: no float32 tensor {name!r}")
-    shape = tuple(int(d) for d in spec["shape"])
-    start, end = (int(o) for o in spec["data_offsets"])
-    size = path.stat().st_size
-    count = int(np.prod(shape)) if shape else 1
-    if data_start + end > size or end - start != 4 * count:
+    if not isinstance(spec, dict) or spec.get("dtype") != "U8":
+        raise CorruptCheckpoint(f"{path}: no byte tensor {name!r}")
+    try:
+        start, end = (int(o) for o in spec["data_offsets"])
+    except (KeyError, TypeError, ValueError):
+        raise CorruptCheckpoint(f"{path}: tensor {name!r} has a malformed header entry") from None
+    with open(path, "rb") as handle:
+        handle.seek(data_start + start)
+        data = handle.read(end - start)
+    if len(data) != end - start or start < 0:
         raise CorruptCheckpoint(f"{path}: tensor {name!r} does not fit the file (truncated?)")
-    if count == 0:
-        return np.zeros(shape, np.float32)
-    return np.memmap(path, dtype=np.float32, mode="r", offset=data_start + start, shape=shape)
+    return data

@@ -68,13 +68,18 @@ def start_worker(args: list[str]) -> subprocess.Popen:
     return proc
 
 
-def kill_after(proc: subprocess.Popen, delay: float) -> tuple[list[str], bool]:
-    """SIGKILL ``proc`` after ``delay`` s; returns its stdout lines and whether it was still running."""
+def kill_after(proc: subprocess.Popen, delay: float, problems: list[str] | None = None) -> tuple[list[str], bool]:
+    """SIGKILL ``proc`` after ``delay`` s; returns its stdout lines and whether the kill ended it.
+
+    A process that ended on its own with an error is a finding: it is added to ``problems``.
+    """
     time.sleep(delay)
     alive = proc.poll() is None
     if alive:
         proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
+    if problems is not None and proc.returncode not in (0, -signal.SIGKILL):
+        problems.append(f"worker exited {proc.returncode} on its own: {(err or '')[-1500:]}")
     return (out or "").splitlines(), alive and proc.returncode == -signal.SIGKILL
 
 
@@ -110,7 +115,7 @@ def add_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally, ma
     before = Index(home).names()
     batch = pool.take(BATCH)
     proc = start_worker(["add", str(home), *map(str, batch)])
-    lines, killed = kill_after(proc, float(rng.uniform(0, max_delay)))
+    lines, killed = kill_after(proc, float(rng.uniform(0, max_delay)), tally.problems)
     committed = [line.split(" ", 1)[1] for line in lines if line.startswith("committed ")]
     upper = before | set(committed)
     if killed and len(committed) < len(batch):
@@ -130,7 +135,7 @@ def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally
         index.add(path)
     before = Index(home).names()
     proc = start_worker(["rebuild", str(home)])
-    _, killed = kill_after(proc, float(rng.uniform(0, max_delay)))
+    _, killed = kill_after(proc, float(rng.uniform(0, max_delay)), tally.problems)
     tally.trials += 1
     tally.killed_mid_operation += killed
     tally.problems += verify(home, before, before, pool, f"rebuild trial {tally.trials}")
