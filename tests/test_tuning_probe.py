@@ -92,3 +92,27 @@ def test_no_entries_for_the_base_model(zoo: tuple[Index, Path]) -> None:
     index, target = zoo
     assert plan_probes(str(target), index, str(pretrained_base()), base_model_id="other/model") == []
     assert ensure_probes(str(target), index, str(pretrained_base()), base_model_id="other/model") == []
+
+
+def test_suggest_cli_with_dataset_target_tunes_missing_probes_once(zoo: tuple[Index, Path]) -> None:
+    from click.testing import CliRunner
+
+    from zoo_tupate.cli import main
+    from zoo_tupate.tuning.probe import probe_root
+
+    index, target = zoo
+    args = ["--home", str(index.home), "suggest", "--target", str(target), "--base-model", str(pretrained_base()),
+            "--base-model-id", "tiny/bert", "--methods", "lora", "--json"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.stderr
+    rows = json.loads(first.stdout)
+    assert rows and {r["method"] for r in rows} == {"lora"}
+    assert "tuning" in first.stderr or "cached" in first.stderr
+    folders = sorted(p.name for p in probe_root(index.home).iterdir() if p.is_dir())
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.stderr
+    assert "tuning" not in second.stderr and "cached" in second.stderr
+    assert json.loads(second.stdout) == rows
+    assert sorted(p.name for p in probe_root(index.home).iterdir() if p.is_dir()) == folders
+    missing = CliRunner().invoke(main, ["--home", str(index.home), "suggest", "--target", str(target)])
+    assert missing.exit_code != 0 and "--base-model" in missing.stderr

@@ -45,14 +45,19 @@ def rerank_count(top_k: int, n: int) -> int:
 @lru_cache(maxsize=8)
 def _countsketch(dim: int, p: int = SKETCH_DIM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(column order grouping coordinates by bucket, signs in that order, bucket start offsets)."""
+    if dim < p:
+        raise ValueError(f"dim {dim} too small to sketch to {p}")
     rng = np.random.default_rng([SKETCH_SEED, dim, p])
-    buckets = rng.integers(0, p, dim)
+    # every bucket gets one coordinate of a random permutation first (reduceat needs non-empty buckets),
+    # the remaining coordinates are hashed uniformly
+    perm = rng.permutation(dim)
+    buckets = np.empty(dim, np.int64)
+    buckets[perm[:p]] = np.arange(p)
+    buckets[perm[p:]] = rng.integers(0, p, dim - p)
     signs = rng.choice(np.array([-1.0, 1.0], np.float32), dim)
     order = np.argsort(buckets, kind="stable")
     counts = np.bincount(buckets, minlength=p)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    if np.any(counts == 0):  # reduceat needs non-empty buckets: only possible for tiny dims
-        raise ValueError(f"dim {dim} too small to sketch to {p}")
     return order, signs[order], starts
 
 

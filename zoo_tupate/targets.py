@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import REPRS, Embedding
-from zoo_tupate.errors import EntryNotFound, UnsupportedCheckpoint
+from zoo_tupate.errors import EntryNotFound, IncompatibleSpace, TuningError, UnsupportedCheckpoint
 from zoo_tupate.index import Index
 
 DATASET_FILES = ("train.jsonl", "train.csv", "train.parquet", "train.json")
@@ -45,11 +46,13 @@ def checkpoint_embeddings(index: Index, path: Path, reprs: tuple[str, ...], pool
 
 
 def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[str, ...] = REPRS,
-                   pooling: str = "layer-mean", base_model_id: str | None = None, **probe_options) -> Target:
-    """Find the target's embeddings. ``auto`` tries a local path, an index entry, then the Hub/datasets."""
+                   pooling: str = "layer-mean", base_model_id: str | None = None, **probe_options: Any) -> Target:
+    """Find the target's embeddings. ``auto`` tries a local dataset folder, a checkpoint path, an index
+    entry, then the Hub. Dataset targets take ``probe_options``: ``base_model`` (required), ``methods``,
+    ``max_train``, ``announce`` (called with the probe plans before tuning) and ``progress``."""
     path = Path(target).expanduser()
     if kind in ("auto", "dataset") and is_dataset_folder(path) or kind == "dataset":
-        return _dataset_target(index, target, reprs, pooling, probe_options)
+        return _dataset_target(index, target, reprs, base_model_id, probe_options)
     if kind in ("auto", "checkpoint") and path.exists():
         embs = checkpoint_embeddings(index, path, reprs, pooling, base_model_id)
         for emb in embs:
@@ -77,11 +80,24 @@ def _hub_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str,
     return Target(list(embeddings), exclude=names, kind="hub")
 
 
-def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str, options: dict) -> Target:
-    try:
-        from zoo_tupate.tuning.probe import ensure_probes  # type: ignore[import-not-found]
-    except ImportError:
-        raise UnsupportedCheckpoint(f"{target}: dataset targets need the tuning module, which is unavailable") from None
-    embeddings = ensure_probes(target, index, **options)
-    embeddings = [e for e in embeddings if e.repr in reprs]
-    return Target(embeddings, kind="dataset")
+def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], base_model_id: str | None,
+                    options: dict[str, Any]) -> Target:
+    """Tune (or reuse cached) early probes of the dataset in each space the zoo holds for the base model."""
+    from zoo_tupate.tuning.probe import ensure_probes, plan_probes
+
+    base_model = options.get("base_model")
+    if not base_model:
+        raise TuningError(f"{target}: a dataset target needs --base-model (the model its probes are tuned on)")
+    methods, max_train = options.get("methods"), options.get("max_train")
+    plans = plan_probes(target, index, base_model, methods=methods, max_train=max_train,
+                        base_model_id=base_model_id)
+    if not plans:
+        raise IncompatibleSpace(f"{target}: the index holds no entry of base model {base_model} for methods "
+                                f"{', '.join(methods or ['lora', 'bitfit', 'prefix'])}: no probe would be comparable")
+    announce = options.get("announce")
+    if announce is not None:
+        announce(plans)
+    notes: list[str] = []
+    embeddings = ensure_probes(target, index, base_model, methods=methods, max_train=max_train,
+                               base_model_id=base_model_id, progress=bool(options.get("progress")), notes=notes)
+    return Target([e for e in embeddings if e.repr in reprs], kind="dataset", notes=notes)

@@ -2,7 +2,8 @@
 exactly what was committed before the kill (plus, at most, the add in flight), with the right vectors.
 
 Each trial starts a worker process (``worker.py``), waits for it to be ready, kills it with SIGKILL after a
-random delay (seeded) and checks the index in this process. Fast version: 20 trials; ``slow``: 120.
+random delay (seeded, over the operation's running duration estimate) and checks the index in this process.
+Fast version: 20 trials; ``slow``: at least 120, and on until 100 kills landed mid-operation (at most 220).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def make_pool(root: Path, n: int, seed: int) -> Pool:
 
 @dataclass
 class Tally:
+    add_s: float = 0.2  # running estimates of how long an uninterrupted add batch / rebuild takes
+    rebuild_s: float = 0.1
     trials: int = 0
     killed_mid_operation: int = 0
     in_flight_landed: int = 0
@@ -109,25 +112,33 @@ def verify(home: Path, lower: set[str], upper: set[str], pool: Pool, label: str)
     return [f"{label}: {p}" for p in problems]
 
 
-def add_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally, max_delay: float) -> None:
+def learn(tally: Tally, lines: list[str], attr: str) -> None:
+    """Update the duration estimate from a worker that finished (``done SECONDS``)."""
+    done = [float(line.split()[1]) for line in lines if line.startswith("done ")]
+    if done:
+        setattr(tally, attr, 0.7 * getattr(tally, attr) + 0.3 * done[0])
+
+
+def add_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally) -> None:
     from zoo_tupate import Index
 
     before = Index(home).names()
     batch = pool.take(BATCH)
     proc = start_worker(["add", str(home), *map(str, batch)])
-    lines, killed = kill_after(proc, float(rng.uniform(0, max_delay)), tally.problems)
+    lines, killed = kill_after(proc, float(rng.uniform(0, 1.1 * tally.add_s)), tally.problems)
+    learn(tally, lines, "add_s")
     committed = [line.split(" ", 1)[1] for line in lines if line.startswith("committed ")]
     upper = before | set(committed)
     if killed and len(committed) < len(batch):
         upper.add(batch[len(committed)].name)
     tally.trials += 1
-    tally.killed_mid_operation += killed
+    tally.killed_mid_operation += killed and not any(line.startswith("done ") for line in lines)
     tally.problems += verify(home, before | set(committed), upper, pool, f"add trial {tally.trials}")
     if killed and len(committed) < len(batch) and batch[len(committed)].name in Index(home).names():
         tally.in_flight_landed += 1
 
 
-def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally, max_delay: float) -> None:
+def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally) -> None:
     from zoo_tupate import Index
 
     index = Index(home)
@@ -135,9 +146,10 @@ def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally
         index.add(path)
     before = Index(home).names()
     proc = start_worker(["rebuild", str(home)])
-    _, killed = kill_after(proc, float(rng.uniform(0, max_delay)), tally.problems)
+    lines, killed = kill_after(proc, float(rng.uniform(0, 1.1 * tally.rebuild_s)), tally.problems)
+    learn(tally, lines, "rebuild_s")
     tally.trials += 1
-    tally.killed_mid_operation += killed
+    tally.killed_mid_operation += killed and not any(line.startswith("done ") for line in lines)
     tally.problems += verify(home, before, before, pool, f"rebuild trial {tally.trials}")
 
 
@@ -153,20 +165,24 @@ def calibrate(home: Path, pool: Pool) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def run_trials(tmp_path: Path, trials: int) -> Tally:
+def run_trials(tmp_path: Path, trials: int, min_kills: int = 0, max_trials: int | None = None) -> Tally:
+    """At least ``trials`` trials (3 adds : 1 rebuild), more until ``min_kills`` landed mid-operation."""
+    max_trials = max(trials, max_trials or trials)
     rng = np.random.default_rng(SEED)
-    pool = make_pool(tmp_path / "pool", trials * (BATCH + 2) + 10, SEED)
+    pool = make_pool(tmp_path / "pool", max_trials * (BATCH + 2) + 10, SEED)
     home = tmp_path / "home"
     add_s, rebuild_s = calibrate(home, pool)
-    tally = Tally()
-    for i in range(trials):
+    tally = Tally(add_s=add_s, rebuild_s=rebuild_s)
+    i = 0
+    while i < trials or (tally.killed_mid_operation < min_kills and i < max_trials):
         if i % 4 == 3:
-            rebuild_trial(home, pool, rng, tally, 1.2 * rebuild_s)
+            rebuild_trial(home, pool, rng, tally)
         else:
-            add_trial(home, pool, rng, tally, 1.2 * add_s)
+            add_trial(home, pool, rng, tally)
+        i += 1
     print(f"\n[crash] {tally.trials} trials, {tally.killed_mid_operation} killed mid-operation, "
           f"in-flight add landed {tally.in_flight_landed} times, {len(tally.problems)} problems "
-          f"(add batch {add_s:.2f} s, rebuild {rebuild_s:.2f} s)")
+          f"(add batch ≈ {tally.add_s:.2f} s, rebuild ≈ {tally.rebuild_s:.2f} s)")
     return tally
 
 
@@ -178,9 +194,9 @@ def test_kill_9_during_add_and_rebuild_fast(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_9_during_add_and_rebuild_long(tmp_path: Path) -> None:
-    tally = run_trials(tmp_path, 120)
+    tally = run_trials(tmp_path, 120, min_kills=100, max_trials=220)
     assert not tally.problems, "\n".join(tally.problems)
-    assert tally.killed_mid_operation >= 40
+    assert tally.killed_mid_operation >= 100
 
 
 def cli_kill_trials(tmp_path: Path, trials: int) -> list[str]:

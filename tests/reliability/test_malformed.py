@@ -181,3 +181,21 @@ def test_sparse_file_is_refused_before_its_tensors_are_read(tmp_path: Path, zoo:
 def test_sparse_5gib_file_with_default_limit(tmp_path: Path, zoo: Path) -> None:
     folder = mc.sparse_case(tmp_path, 5 * 2**30)
     _check_huge(folder, zoo, {}, ("info", "embed", "index add", "suggest"))
+
+
+def test_force_indexes_an_all_zero_adapter_but_never_non_finite_values(tmp_path: Path, zoo: Path) -> None:
+    rng = np.random.default_rng(SEED)
+    nan = mc.lora_tensors(rng)
+    next(iter(nan.values()))[0, 0] = np.nan
+    zero = {k: np.zeros_like(v) for k, v in mc.lora_tensors(rng).items()}
+    before = index_snapshot(zoo)
+    folder = mc.write_ckpt(tmp_path / "nan", mc.st_bytes(nan))
+    out = _with_timeout(["--home", str(zoo), "index", "add", str(folder), "--force"])
+    assert not out.problems(must_fail=True, names=str(folder)) and "non-finite" in out.stderr
+    assert index_snapshot(zoo) == before
+    out = _with_timeout(["--home", str(zoo), "index", "add", str(mc.write_ckpt(tmp_path / "zero", mc.st_bytes(zero))),
+                         "--force"])
+    assert out.code == 0, out.stderr
+    from zoo_tupate import Index
+
+    assert "zero" in Index(zoo).names()

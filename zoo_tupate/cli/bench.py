@@ -50,6 +50,8 @@ def command() -> None:
 @click.option("--probe-early-epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--probe-val-rows", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--probe-methods", default="lora,bitfit,prefix", callback=_csv, show_default=True)
+@click.option("--offshelf-methods", default="lora,prefix", callback=_csv, show_default=True,
+              help="Methods whose sources are tuned again from another init seed (the off-the-shelf condition).")
 @click.option("--stage", "stages", multiple=True,
               type=click.Choice(["transfer", "probes", "baselines", "report"]),
               help="Run only these stages (repeatable; default: all). Stages share the cache, so separate"
@@ -64,6 +66,7 @@ def transfer(tasks_dir: Path, tasks: list[str], base_model: str, base_model_id: 
              train_rows: int, source_rows: int, source_epochs: int, target_epochs: int, val_rows: int,
              seeds: list[str], max_length: int, lr: float, adapter_lr: float, batch_size: int,
              probe_epochs: int, probe_early_epochs: int, probe_val_rows: int, probe_methods: list[str],
+             offshelf_methods: list[str],
              stages: tuple[str, ...], threads: int | None, out: Path | None, cache: Path) -> None:
     """Measure source→target transfer for every ordered pair of TASKS, and every ranker's scores."""
     import torch
@@ -82,7 +85,7 @@ def transfer(tasks_dir: Path, tasks: list[str], base_model: str, base_model_id: 
         train_rows=train_rows, source_rows=source_rows, source_epochs=source_epochs,
         target_epochs=target_epochs, val_rows=val_rows, seeds=seed_list, max_length=max_length, lr=lr,
         adapter_lr=adapter_lr, batch_size=batch_size, base_model_id=base_model_id,
-        probe_methods=tuple(probe_methods), probe_epochs=probe_epochs,
+        probe_methods=tuple(probe_methods), offshelf_methods=tuple(offshelf_methods), probe_epochs=probe_epochs,
         probe_early_epochs=probe_early_epochs, probe_val_rows=probe_val_rows,
     )
     wanted = stages or STAGES

@@ -30,18 +30,23 @@ from zoo_tupate.targets import KINDS, resolve_target
 @click.option("--exact", is_flag=True,
               help="Scan every vector (default: large spaces are searched through sketches, best ones re-ranked exactly).")
 @click.option("--base-model-id", default=None, help="Identity of a local target's base model.")
+@click.option("--base-model", default=None,
+              help="Dataset targets: the model (Hub id or folder) their probes are tuned on.")
+@click.option("--max-train", type=click.IntRange(min=2), default=None,
+              help="Dataset targets: cap on the probe's training rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
             reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool,
-            base_model_id: str | None,
-            as_json: bool) -> None:
+            base_model_id: str | None, base_model: str | None, max_train: int | None, as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
     index = Index(home_from(ctx))
     wanted = reprs or defaults.SUGGEST_REPRS
+    probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
     resolved = resolve_target(index, target, kind=target_kind, reprs=tuple(wanted), pooling=pooling,
-                              base_model_id=base_model_id)
+                              base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
+                              max_train=max_train, announce=_announce, progress=True)
     ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
                             methods=methods or None, reprs=wanted, ensemble=ensemble, center=center,
                             exact=exact)
@@ -57,3 +62,14 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
         table.add_row(str(row.rank), row.name, f"{row.score:.4f}",
                       ",".join(row.methods) if ensemble else row.method, row.space, row.source)
     console.print(table)
+
+
+def _announce(plans: list) -> None:
+    """Say what will be tuned for a dataset target, and roughly how long it takes."""
+    for plan in plans:
+        if plan.cached:
+            console.print(f"probe {plan.method}: cached ({plan.folder})")
+            continue
+        eta = f"~{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "time unknown"
+        console.print(f"probe {plan.method}: tuning {plan.rows} rows × {plan.epochs} epochs "
+                      f"for {len(plan.spaces)} space(s), {eta}")
