@@ -11,7 +11,7 @@ ARGS=(--tasks-dir "${TASKS_DIR:-../shared/data/cr}" --tasks "$TASKS" --base-mode
       --base-model-id sentence-transformers/all-MiniLM-L6-v2 --protocol full
       --train-rows 150 --source-rows 600 --source-epochs 1 --target-epochs 2 --val-rows 200
       --seeds 0 --max-length 64 --batch-size 16 --lr 1e-4
-      --probe-epochs 3 --probe-early-epochs 2 --probe-val-rows 100 --offshelf-methods lora --threads 1 --cache .bench-cache)
+      --probe-epochs 3 --probe-early-epochs 2 --probe-val-rows 100 --threads 1 --cache .bench-cache)
 case "${1:-all}" in
   transfer) exec zoo-tupate bench transfer "${ARGS[@]}" --stage transfer ;;
   probes)   exec zoo-tupate bench transfer "${ARGS[@]}" --stage probes --stage baselines ;;

@@ -16,6 +16,7 @@ per shard using the stored norms, then the same exact re-rank of the top rows.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,7 +137,7 @@ def exact_cosines(target: np.ndarray, rows: np.ndarray, center: np.ndarray | Non
         c = np.asarray(center, dtype=np.float32)
         t = t - c
         m = m - c
-    norms = np.sqrt(np.einsum("ij,ij->i", m, m).astype(np.float64)) * float(np.linalg.norm(t.astype(np.float64)))
+    norms = np.sqrt(np.einsum("ij,ij->i", m, m).astype(np.float64)) * _norm(t)
     dots = _matvec(m, t).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(norms > 0, dots / norms, 0.0)
@@ -158,7 +159,7 @@ def scan_scores(views: list[ShardView], n: int, target: np.ndarray, center: np.n
     else:
         tc = t
         probe = tc.astype(np.float32)
-    t_norm = float(np.linalg.norm(tc))
+    t_norm = _norm(tc)
     for view in views:
         matrix = cache.get(view.path)
         sq = _sqnorms(view, cache)
@@ -188,7 +189,7 @@ def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np
         c_sq, c_q = float(c @ c), float(c @ q)
     else:
         probe = q.astype(np.float32)
-    q_norm = float(np.linalg.norm(q))
+    q_norm = _norm(q)
     scores = np.zeros(n, np.float64)
     for view in views:
         sk = cache.get(view.path, "sketch", required=False)
@@ -207,6 +208,12 @@ def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np
         with np.errstate(invalid="ignore", divide="ignore"):
             scores[view.positions] = np.where(norms > 0, dots / norms, 0.0)
     return scores
+
+
+def _norm(vector: np.ndarray) -> float:
+    """Euclidean norm in float64 on one thread (``np.linalg.norm`` goes through BLAS: see :func:`_matvec`)."""
+    v = np.asarray(vector, dtype=np.float64)
+    return math.sqrt(float(np.einsum("i,i->", v, v)))
 
 
 def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
