@@ -80,7 +80,7 @@ def cmd_open(home: Path) -> dict:
 
     t1 = time.perf_counter()
     index = Index(home)
-    count = len(index)
+    count = index.count()
     t2 = time.perf_counter()
     return {"import_s": t1 - t0, "open_s": t2 - t1, "entries": count, "rss_mb": _rss_mb()}
 

@@ -48,6 +48,9 @@ def test_metrics_match_hand_computed_values_and_ignore_the_target_itself():
     assert results["x"]["regret@1"] == pytest.approx((25.0 + 0.0) / 2)
     assert results["perfect"]["ndcg"] == pytest.approx(100.0)
     assert results["perfect"]["rho"] == 1.0
+    # random expects rho (3 + 1) / 2 = 2 on both targets: the perfect ranking is 1 better, x is 0 better
+    assert results["perfect"]["vs_random"]["rho"]["diff"] == pytest.approx(-1.0)
+    assert results["x"]["vs_random"]["rho"]["diff"] == pytest.approx(0.0)
 
 
 def test_random_is_the_exact_expectation_over_all_orders():
@@ -88,3 +91,14 @@ def test_eval_command_prints_json_table_and_plot(tmp_path):
     bad.write_text("{}", encoding="utf-8")
     result = runner.invoke(main, ["eval", "--matrix", str(bad)])
     assert result.exit_code != 0 and "not a transfer matrix" in result.stderr
+
+
+def test_targets_whose_sources_all_measure_the_same_are_left_out_unless_kept():
+    doc = _doc()
+    doc["measured"]["c"] = {"sources": {s: {"mean": 0.65, "std": 0.0, "n_seeds": 1, "per_seed": {"0": 0.65}}
+                                        for s in ("a", "b", "d")}}
+    doc["predictions"]["perfect"]["c"] = {"a": 1.0, "b": 2.0, "d": 3.0}
+    skipped = evaluate(doc, methods=["perfect"], n_boot=20)["perfect"]
+    assert skipped["n_targets"] == 2 and skipped["skipped_constant"] == ["c"]
+    kept = evaluate(doc, methods=["perfect"], n_boot=20, skip_constant=False)["perfect"]
+    assert kept["n_targets"] == 3 and kept["per_target"]["c"]["ndcg"] == 100.0

@@ -66,13 +66,16 @@ def test_cli_run_writes_a_matrix_that_eval_scores(setup, tmp_path):
     assert doc["versions"]["torch"] and doc["config"]["train_rows"] == 16
 
     result = CliRunner().invoke(main, ["eval", "--matrix", str(out), "--json", "-m", "datasize", "-m", "random",
-                                       "-m", "tupate/*/raw/layer-mean/best/cos"])
+                                       "-m", "tupate/*/raw/layer-mean/best/cos", "--keep-constant"])
     assert result.exit_code == 0, result.output
     scored = json.loads(result.stdout)
     assert {"datasize", "random", "tupate/lora/raw/layer-mean/best/cos"} <= set(scored)
     assert scored["datasize"]["n_targets"] == 3
+    result = CliRunner().invoke(main, ["eval", "--matrix", str(out), "--json", "-m", "datasize"])
+    default = json.loads(result.stdout)["datasize"]  # targets whose sources all tie are left out by default
+    assert default["n_targets"] + len(default["skipped_constant"]) == 3
     assert set(scored["datasize"]["per_target"]["senti"]["top3"]) == {"pairs", "score"}
-    table = CliRunner().invoke(main, ["eval", "--matrix", str(out), "-m", "datasize"])
+    table = CliRunner().invoke(main, ["eval", "--matrix", str(out), "-m", "datasize", "--keep-constant"])
     assert table.exit_code == 0 and "datasize" in table.stderr and "NDCG" in table.stderr
 
 
@@ -107,3 +110,23 @@ def test_resume_after_interruption_recomputes_nothing_finished(setup, tmp_path, 
     calls.clear()
     transfer_mod.run(config, stages=("transfer",))
     assert calls == []
+
+
+def test_adapter_protocol_carries_only_the_lora_weights_to_the_target(setup, tmp_path):
+    import torch
+
+    from zoo_tupate.bench.transfer import model_path
+
+    tasks, model = setup
+    config = _config(tasks, model, tmp_path / "cache")
+    config.protocol, config.tasks = "adapter", ["senti", "score"]
+    transfer_mod.run(config, stages=("transfer",))
+    state = torch.load(model_path(config, "source", "senti", 0), weights_only=True)
+    assert state and all("lora_" in k for k in state)
+    assert read_pair(config, "senti", "score")["source"] == "senti"
+    assert read_pair(config, TARGET_ONLY, "senti")["source"] is None
+    assert config.key() != _config(tasks, model, tmp_path / "cache").key()  # protocols never share a cache
+
+
+def read_pair(config: TransferConfig, source: str, target: str) -> dict:
+    return json.loads(pair_path(config, source, target, 0).read_text(encoding="utf-8"))

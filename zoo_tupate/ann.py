@@ -1,17 +1,19 @@
 """Fast search over large spaces: a fixed sketch for candidate selection, memory-bound exact scans.
 
-Every shard of a space with ``dim > MIN_SKETCH_INPUT`` stores, beside its ``vectors`` (n × dim):
+Every shard stores, beside its ``vectors`` (n × dim):
 
 * ``sqnorm`` (n): each row's squared norm (so an exact scan is one pass over the matrix);
 * ``total`` (dim): the sum of its rows (so the space mean for ``--center`` needs no scan);
-* ``sketch`` (n × SKETCH_DIM) and its rows' squared norms ``sketch_sq``: each row through a fixed, seeded CountSketch projection ``P``
-  (coordinate ``i`` goes to bucket ``h(i)`` with sign ``s(i)``; ``h``, ``s`` depend only on the seed and
-  ``dim``). ``P`` is linear, so the projected mean is the mean of projected rows, and centering works in
+* when ``dim > MIN_SKETCH_INPUT``: ``sketch.v<SKETCH_VERSION>`` (n × SKETCH_DIM), each row through a fixed,
+  seeded CountSketch projection ``P`` (coordinate ``i`` goes to bucket ``h(i)`` with sign ``s(i)``; ``h``
+  and ``s`` depend only on the seed and ``dim``), and ``sketch_sq.v<SKETCH_VERSION>``, its rows' squared
+  norms. ``P`` is linear, so the projected mean is the mean of the projected rows: centering works in
   the sketch as in the full space.
 
-Default search: cosine in the sketch over all rows, then an exact float64 re-rank of the best
-``rerank_count(k)`` candidates read from the memory-mapped matrix. Exact search: one matrix–vector pass
-per shard using the stored norms, then the same exact re-rank of the top rows.
+Default search (spaces of ``EXACT_BELOW`` candidates or more): cosine in the sketch over all rows, then
+an exact re-rank of the best ``rerank_count(k, n)`` candidates, read from the shard files. Exact search:
+one matrix–vector pass per shard with the stored norms, then the same exact re-rank of the top rows.
+Small products run on one thread (:func:`_matvec`); the big scan uses the BLAS.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from zoo_tupate.storage import map_tensors
 
 SKETCH_DIM = 256
 SKETCH_SEED = 20260127
+#: Bumped whenever the projection changes; stored sketches are named after it, so a shard whose sketch was
+#: made by another projection is never compared with a target projected by this one (it is re-sketched).
+SKETCH_VERSION = 2
+SKETCH_TENSOR = f"sketch.v{SKETCH_VERSION}"
+SKETCH_SQ_TENSOR = f"sketch_sq.v{SKETCH_VERSION}"
 #: Spaces of vectors this short are never sketched (an exact scan is as cheap).
 MIN_SKETCH_INPUT = 4 * SKETCH_DIM
 #: Spaces with fewer candidates than this are always scanned exactly.
@@ -90,8 +97,8 @@ def shard_extras(vectors: np.ndarray) -> dict[str, np.ndarray]:
         total += chunk.sum(axis=0)
     extras = {"sqnorm": sq, "total": total.astype(np.float32)}
     if sketch_dim(vectors.shape[1]):
-        extras["sketch"] = sketched = sketch(vectors)
-        extras["sketch_sq"] = np.einsum("ij,ij->i", sketched, sketched, dtype=np.float64).astype(np.float32)
+        extras[SKETCH_TENSOR] = sketched = sketch(vectors)
+        extras[SKETCH_SQ_TENSOR] = np.einsum("ij,ij->i", sketched, sketched, dtype=np.float64).astype(np.float32)
     return extras
 
 
@@ -123,6 +130,11 @@ class ShardCache:
         if found is None and required:
             raise CorruptCheckpoint(f"{path}: no float32 tensor {name!r}")
         return found
+
+    def put(self, path: Path, name: str, array: np.ndarray) -> None:
+        """Remember an array computed for a shard (e.g. a sketch the file lacks)."""
+        self.get(path)
+        self._files[str(path)][name] = array
 
     def forget(self, path: Path) -> None:
         self._files.pop(str(path), None)
@@ -192,12 +204,13 @@ def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np
     q_norm = _norm(q)
     scores = np.zeros(n, np.float64)
     for view in views:
-        sk = cache.get(view.path, "sketch", required=False)
-        sq = cache.get(view.path, "sketch_sq", required=False)
-        if sk is None:  # a shard written before sketches existed: sketch it now
+        sk = cache.get(view.path, SKETCH_TENSOR, required=False)
+        sq = cache.get(view.path, SKETCH_SQ_TENSOR, required=False)
+        if sk is None or sq is None:  # written before this projection existed: sketch it now, once
             sk = sketch(np.asarray(cache.get(view.path)))
-        if sq is None:
             sq = np.einsum("ij,ij->i", sk, sk)
+            cache.put(view.path, SKETCH_TENSOR, sk)
+            cache.put(view.path, SKETCH_SQ_TENSOR, sq)
         products = np.stack([_matvec(sk, column) for column in np.atleast_2d(probe.T)], axis=1).astype(np.float64)
         dots = products[view.rows, 0]
         sqn = np.asarray(sq, dtype=np.float64)[view.rows]

@@ -89,7 +89,8 @@ class Index:
         state = self.state()
         return [state.entry(s) for s in state.slots()]
 
-    def __len__(self) -> int:
+    def count(self) -> int:
+        """Number of entries (one per name and space)."""
         return len(self.state())
 
     def entries(self) -> list[Entry]:
@@ -249,10 +250,10 @@ class Index:
                 self.store.commit({"put": encode_entries(put)})
                 for space in new:
                     self._maybe_merge(space)
-        for (name, space), i in latest.items():  # duplicates within the batch report the winner
-            for j, (other, emb, _, _) in enumerate(items):
-                if result[j] is None and other == name and emb.space == space:
-                    result[j] = result[i]
+        if len(latest) < len(items):  # duplicates within the batch report the winner
+            for j, (name, emb, _, _) in enumerate(items):
+                if result[j] is None:
+                    result[j] = result[latest[(name, emb.space)]]
         return [e for e in result if e is not None]
 
     def remove(self, name: str) -> list[Entry]:

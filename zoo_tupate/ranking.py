@@ -190,7 +190,9 @@ def _large_space(index: Index, state, slots: np.ndarray, views: list[ann.ShardVi
         count = ann.rerank_count(top_k, n)
     else:
         scores = ann.scan_scores(views, n, target.vector, mean, cache)
-        count = n if top_k is None else max(4 * top_k, 64)
+        # uncentered scan scores are already exact (float32 dots, stored float64 norms); with a center the
+        # expanded norms can lose digits, so a margin of rows is recomputed directly
+        count = n if top_k is None else (max(4 * top_k, 64) if center else top_k)
     scores[~keep] = -np.inf
     count = min(count, int(keep.sum()))
     best = ann.top_positions(scores, count)

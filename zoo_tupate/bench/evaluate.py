@@ -4,7 +4,8 @@ For each target, the candidates are the other tasks with a measured transfer sco
 each method orders them by its score (ties: by name), and :mod:`zoo_tupate.metrics` scores the order:
 ρ (rank of the truly best source), NDCG, Regret@1 and Regret@3. A target never ranks itself. The
 per-target values are averaged over targets; 95% confidence intervals come from a bootstrap over
-targets. ``random`` is the exact expectation of a uniformly random order.
+targets. ``random`` is the exact expectation of a uniformly random order; each method also gets its paired
+difference from it (``vs_random``, bootstrap over the same targets).
 """
 
 from __future__ import annotations
@@ -81,18 +82,26 @@ def select(names: Iterable[str], patterns: Sequence[str] | None) -> list[str]:
     return [n for n in names if any(n == p or fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
+def constant_targets(document: Mapping[str, Any]) -> list[str]:
+    """Targets whose measured sources all score the same (no order to recover: every method scores ρ=1)."""
+    return sorted(t for t, scores in measured_scores(document).items() if len(set(scores.values())) == 1)
+
+
 def evaluate(document: Mapping[str, Any], methods: Sequence[str] | None = None, n_boot: int = 1000,
-             seed: int = 0) -> dict[str, dict[str, Any]]:
+             seed: int = 0, skip_constant: bool = True) -> dict[str, dict[str, Any]]:
     """``{method: {"rho", "ndcg", "regret@1", "regret@3", "ci", "per_target", "n_targets"}}``.
 
-    A target counts for a method when at least two of its measured sources have a score from it.
+    A target counts for a method when at least two of its measured sources have a score from it;
+    with ``skip_constant``, targets whose sources all measure the same (see :func:`constant_targets`) are
+    left out, since every ranking is then perfect.
     """
     measured = measured_scores(document)
+    skipped = set(constant_targets(document)) if skip_constant else set()
     names = select([*document.get("predictions", {}), RANDOM], methods)
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         per_target: dict[str, dict[str, Any]] = {}
-        for target in sorted(measured):
+        for target in sorted(set(measured) - skipped):
             truth = {s: v for s, v in measured[target].items() if s != target}
             if name == RANDOM:
                 if len(truth) >= 2:
@@ -108,7 +117,7 @@ def evaluate(document: Mapping[str, Any], methods: Sequence[str] | None = None, 
             per_target[target] = row
         if not per_target:
             continue
-        summary: dict[str, Any] = {"n_targets": len(per_target)}
+        summary: dict[str, Any] = {"n_targets": len(per_target), "skipped_constant": sorted(skipped)}
         summary["ci"] = {}
         for metric in METRICS:
             values = [row[metric] for row in per_target.values()]
@@ -116,4 +125,23 @@ def evaluate(document: Mapping[str, Any], methods: Sequence[str] | None = None, 
             summary["ci"][metric] = bootstrap_ci(values, n_boot, seed)
         summary["per_target"] = per_target
         out[name] = summary
+    _add_paired_random(out, measured, skipped, n_boot, seed)
     return out
+
+
+def _add_paired_random(out: dict[str, dict[str, Any]], measured: dict[str, dict[str, float]], skipped: set[str],
+                       n_boot: int, seed: int) -> None:
+    """Each method's mean difference from the random expectation on the same targets, with a paired
+    bootstrap 95% interval (``vs_random``; negative ρ/regret and positive NDCG differences favour the method)."""
+    random_rows = {t: expected_random({s: v for s, v in scores.items() if s != t})
+                   for t, scores in measured.items() if t not in skipped and len(scores) >= 2}
+    for name, summary in out.items():
+        if name == RANDOM:
+            continue
+        targets = [t for t in summary["per_target"] if t in random_rows]
+        if not targets:
+            continue
+        summary["vs_random"] = {}
+        for metric in METRICS:
+            diffs = [summary["per_target"][t][metric] - random_rows[t][metric] for t in targets]
+            summary["vs_random"][metric] = {"diff": float(np.mean(diffs)), "ci": bootstrap_ci(diffs, n_boot, seed)}

@@ -51,7 +51,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -
             row = results[method]["per_target"].get(target)
             if row is not None:
                 grid[i, j] = row[metric]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(targets), 1.2 + 0.36 * len(methods)))
+    fig, ax = plt.subplots(figsize=(4.5 + 0.75 * len(targets), 1.2 + 0.36 * len(methods)))
     image = ax.imshow(grid, aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
     labels = [f"{m} (mean {results[m][metric]:.1f})" for m in methods]
@@ -76,16 +76,24 @@ def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -
               help="Only these methods (names or shell globs such as 'tupate/*/raw/*'; repeatable).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples over targets for the 95% intervals.")
+@click.option("--keep-constant", is_flag=True,
+              help="Also score targets whose sources all measure the same (every order is then perfect).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON results on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the per-target NDCG of each method.")
 @handle_errors
-def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, as_json: bool, plot_path: Path | None) -> None:
+def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constant: bool, as_json: bool,
+            plot_path: Path | None) -> None:
     """Score every ranking method in MATRIX leave-one-out: ρ, NDCG, Regret@1, Regret@3 (mean over targets)."""
-    from zoo_tupate.bench.evaluate import evaluate
+    from zoo_tupate.bench.evaluate import constant_targets, evaluate
 
     document = _load(matrix)
-    results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap)
+    results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap,
+                       skip_constant=not keep_constant)
+    constant = constant_targets(document)
+    if constant and not keep_constant:
+        console.print(f"[yellow]note:[/yellow] left out {len(constant)} target(s) whose sources all measure the"
+                      f" same: {', '.join(constant)} (--keep-constant scores them)")
     if not results:
         raise ZooError(f"{matrix}: no method matches {', '.join(methods) or 'anything'} with measured targets")
     if plot_path is not None:
@@ -96,9 +104,11 @@ def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, as_json: boo
         return
     seeds = document.get("seeds", [])
     table = Table(title=f"leave-one-out ranking quality ({len(seeds)} seed(s); 95% bootstrap CI over targets)")
-    for column in ("method", "targets", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓"):
+    for column in ("method", "targets", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓", "ρ − random (paired)"):
         table.add_column(column, overflow="fold")
     for name, summary in results.items():
+        paired = summary.get("vs_random", {}).get("rho")
+        versus = "" if paired is None else f"{paired['diff']:+.2f} [{paired['ci'][0]:+.2f}, {paired['ci'][1]:+.2f}]"
         table.add_row(name, str(summary["n_targets"]), _cell(summary, "rho", 2), _cell(summary, "ndcg", 1),
-                      _cell(summary, "regret@1", 1), _cell(summary, "regret@3", 1))
+                      _cell(summary, "regret@1", 1), _cell(summary, "regret@3", 1), versus)
     console.print(table)
