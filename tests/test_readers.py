@@ -216,3 +216,12 @@ def test_real_shared_adapters_embed_or_are_refused(shared_dir: Path) -> None:
     assert len(emotion.excluded_tensors) == 4  # pre_classifier + classifier
     roberta = embed(shared_dir / "adapters" / "roberta-mrpc-lora-nohead")
     assert roberta.base_model == "roberta-base" and roberta.excluded_tensors == []
+
+
+def test_values_too_large_to_compare_are_flagged(tmp_path: Path) -> None:
+    folder = make_checkpoint(tmp_path / "huge", "lora")
+    state = load_file(folder / "adapter_model.safetensors")
+    state = {k: (v * 1e30 if "lora_B" in k else v) for k, v in state.items()}
+    save_file(state, folder / "adapter_model.safetensors")
+    emb = embed(folder)
+    assert emb.degenerate and "too large" in emb.degenerate_reason

@@ -183,8 +183,12 @@ def degenerate_reason(params: TunedParams) -> str | None:
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         squares = [float(np.dot(a.ravel(), a.ravel())) for _, a in arrays]
     for (name, array), sq in zip(arrays, squares, strict=True):
-        if not np.isfinite(sq) and not np.all(np.isfinite(array)):
-            return f"non-finite values in {name}"
+        if not np.isfinite(sq):
+            if not np.all(np.isfinite(array)):
+                return f"non-finite values in {name}"
+            return f"values too large to compare in {name} (their squares overflow float32)"
+    if sum(squares) > float(np.finfo(np.float32).max):
+        return "values too large to compare (the vector's squared norm overflows float32)"
 
     def nonzero(i: int) -> bool:
         return squares[i] != 0.0 or bool(np.any(arrays[i][1]))
