@@ -6,8 +6,10 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -16,19 +18,15 @@ from zoo_tupate.errors import CorruptCheckpoint
 META_KEY = "zoo_tupate"
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
-
-    ``durable=False`` skips the fsyncs (still atomic against a killed process; for caches).
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def atomic_file(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Open a temp file beside ``path`` for writing; on success fsync (if ``durable``) and rename it over
+    ``path``; on any failure remove it, leaving ``path`` untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -38,6 +36,15 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
+
+    ``durable=False`` skips the fsyncs (still atomic against a killed process; for caches).
+    """
+    with atomic_file(path, durable) as handle:
+        handle.write(data)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -96,26 +103,14 @@ def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadat
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(struct.pack("<Q", len(raw)))
-            handle.write(raw)
-            for name in sorted(shapes):
-                for part in parts_of[name]:
-                    for start in range(0, max(part.shape[0], 1) if part.ndim else 1, _ROWS_PER_WRITE):
-                        chunk = part[start:start + _ROWS_PER_WRITE] if part.ndim else part
-                        handle.write(np.ascontiguousarray(chunk, dtype=dtypes[name][1]).tobytes())
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
+    with atomic_file(path, durable) as handle:
+        handle.write(struct.pack("<Q", len(raw)))
+        handle.write(raw)
+        for name in sorted(shapes):
+            for part in parts_of[name]:
+                for start in range(0, max(part.shape[0], 1) if part.ndim else 1, _ROWS_PER_WRITE):
+                    chunk = part[start:start + _ROWS_PER_WRITE] if part.ndim else part
+                    handle.write(np.ascontiguousarray(chunk, dtype=dtypes[name][1]).tobytes())
 
 
 _ROWS_PER_WRITE = 256
