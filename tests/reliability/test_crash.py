@@ -80,7 +80,11 @@ def kill_after(proc: subprocess.Popen, delay: float, problems: list[str] | None 
     alive = proc.poll() is None
     if alive:
         proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
+    # read through the same buffered pipes that start_worker's readline used: communicate() reads the raw
+    # file descriptors and would lose lines that readline had already buffered (a worker that commits an
+    # entry right after "ready" would otherwise look as if it added something it never reported)
+    proc.wait(timeout=60)
+    out, err = proc.stdout.read(), proc.stderr.read()
     if problems is not None and proc.returncode not in (0, -signal.SIGKILL):
         problems.append(f"worker exited {proc.returncode} on its own: {(err or '')[-1500:]}")
     return (out or "").splitlines(), alive and proc.returncode == -signal.SIGKILL
