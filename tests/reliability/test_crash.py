@@ -84,7 +84,8 @@ def kill_after(proc: subprocess.Popen, delay: float, problems: list[str] | None 
     # file descriptors and would lose lines that readline had already buffered (a worker that commits an
     # entry right after "ready" would otherwise look as if it added something it never reported)
     proc.wait(timeout=60)
-    out, err = proc.stdout.read(), proc.stderr.read()
+    out = proc.stdout.read() if proc.stdout else ""
+    err = proc.stderr.read() if proc.stderr else ""
     if problems is not None and proc.returncode not in (0, -signal.SIGKILL):
         problems.append(f"worker exited {proc.returncode} on its own: {(err or '')[-1500:]}")
     return (out or "").splitlines(), alive and proc.returncode == -signal.SIGKILL
