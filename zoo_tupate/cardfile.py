@@ -50,7 +50,7 @@ from zoo_tupate.errors import (
 )
 from zoo_tupate.redact import redact
 from zoo_tupate.space import parse_space, space_dirname
-from zoo_tupate.storage import atomic_write_bytes
+from zoo_tupate.storage import atomic_write_bytes, json_default
 from zoo_tupate.weights import read_safetensors_header
 
 WEIGHTS_NAME = "task_embedding.safetensors"
@@ -78,16 +78,6 @@ def _version() -> str:
     import zoo_tupate
 
     return zoo_tupate.__version__
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _pick(emb: Embedding, extra: dict[str, Any], key: str) -> Any:
@@ -147,7 +137,7 @@ def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str,
         "embeddings": [_entry(emb, extra, version) for emb in embeddings],
     }
     try:
-        text = redact(json.dumps(document, default=_json_default, sort_keys=True, ensure_ascii=False))
+        text = redact(json.dumps(document, default=json_default, sort_keys=True, ensure_ascii=False))
     except (TypeError, ValueError) as exc:
         raise ZooError(f"{folder / WEIGHTS_NAME}: card metadata is not JSON-ready ({exc})") from None
     readme = render_readme(json.loads(text))

@@ -47,6 +47,7 @@ from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, e
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.space import space_dirname
 from zoo_tupate.storage import (
+    json_default,
     map_vectors,
     read_bytes_tensor,
     read_metadata,
@@ -387,7 +388,7 @@ class Index:
     def _write_shard_file(self, shard: str, space: str, matrix: np.ndarray, entries: list[Entry]) -> None:
         """One shard: vectors, their search extras, and the entries' records (JSON bytes in a ``records``
         tensor, so opening a shard parses a small header; ``rebuild`` recovers entries from them)."""
-        records = json.dumps([e.to_json() for e in entries], default=_json_default).encode()
+        records = json.dumps([e.to_json() for e in entries], default=json_default).encode()
         tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()},
                    "records": [np.frombuffer(records, np.uint8)]}
         write_tensor_parts(self.root / shard, tensors, {"space": space, "records": "tensor"})
@@ -529,14 +530,6 @@ def shard_records(file: Path) -> list[dict[str, Any]]:
     if not isinstance(records, list):
         raise CorruptCheckpoint(f"{file}: shard records are not a list")
     return records
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _entry_metadata(emb: Embedding) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_tupate.errors import IndexError_
-from zoo_tupate.storage import _fsync_dir, atomic_write_json
+from zoo_tupate.storage import _fsync_dir, atomic_write_json, json_default
 
 MANIFEST_VERSION = 2
 #: Checkpoint once the journal is larger than this fraction of the manifest (and at least JOURNAL_MIN_BYTES).
@@ -290,16 +290,8 @@ def encode_entries(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _record_line(record: dict[str, Any]) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), default=_default).encode()
+    body = json.dumps(record, separators=(",", ":"), default=json_default).encode()
     return b"%08x " % zlib.crc32(body) + body + b"\n"
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:

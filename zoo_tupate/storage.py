@@ -49,10 +49,11 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically replace ``path`` with ``obj`` as JSON."""
-    atomic_write_bytes(path, json.dumps(obj, separators=(",", ":"), default=_json_default).encode())
+    atomic_write_bytes(path, json.dumps(obj, separators=(",", ":"), default=json_default).encode())
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for numpy values and paths."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, Path):
@@ -94,7 +95,7 @@ def write_tensor_parts(path: Path, tensors: dict[str, list[np.ndarray]], metadat
         shapes[name] = (sum(part.shape[0] for part in parts), *rest) if parts[0].ndim else ()
         parts_of[name] = parts
         dtypes[name] = ("U8", "u1") if parts[0].dtype == np.uint8 else ("F32", "<f4")
-    header: dict[str, Any] = {"__metadata__": {META_KEY: json.dumps(metadata, default=_json_default)}}
+    header: dict[str, Any] = {"__metadata__": {META_KEY: json.dumps(metadata, default=json_default)}}
     offset = 0
     for name in sorted(shapes):
         width = 1 if dtypes[name][0] == "U8" else 4

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from zoo_tupate.errors import ZooError
 from zoo_tupate.redact import redact
+from zoo_tupate.storage import json_default
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,15 +25,7 @@ console = Console(stderr=True)
 
 def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    click.echo(json.dumps(obj, indent=2, default=json_default))
 
 
 def fail(message: str, code: int = 1) -> None:
