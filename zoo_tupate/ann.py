@@ -178,15 +178,24 @@ def scan_scores(views: list[ShardView], n: int, target: np.ndarray, center: np.n
         products = np.asarray(matrix @ probe, dtype=np.float64)
         if products.ndim == 1:
             products = products[:, None]
-        dots = products[view.rows, 0]
-        sqn = sq[view.rows].astype(np.float64)
-        if center is not None:
-            dots = dots - c_tc
-            sqn = sqn - 2 * products[view.rows, 1] + c_sq
-        norms = np.sqrt(np.maximum(sqn, 0.0)) * t_norm
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scores[view.positions] = np.where(norms > 0, dots / norms, 0.0)
+        scores[view.positions] = _cosines_from_products(
+            products, view.rows, sq, t_norm, (c_tc, c_sq) if center is not None else None)
     return scores
+
+
+def _cosines_from_products(products: np.ndarray, rows: np.ndarray, sq: np.ndarray, t_norm: float,
+                           centered: tuple[float, float] | None) -> np.ndarray:
+    """Cosines of ``rows`` from their products with the probe (column 0: t−c; column 1: c) and stored
+    squared norms; ``centered`` is ``(c·(t−c), ‖c‖²)`` when a center was subtracted."""
+    dots = products[rows, 0]
+    sqn = np.asarray(sq, dtype=np.float64)[rows]
+    if centered is not None:
+        c_tc, c_sq = centered
+        dots = dots - c_tc
+        sqn = sqn - 2 * products[rows, 1] + c_sq
+    norms = np.sqrt(np.maximum(sqn, 0.0)) * t_norm
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norms > 0, dots / norms, 0.0)
 
 
 def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np.ndarray | None,
@@ -212,14 +221,8 @@ def sketch_scores(views: list[ShardView], n: int, target: np.ndarray, center: np
             cache.put(view.path, SKETCH_TENSOR, sk)
             cache.put(view.path, SKETCH_SQ_TENSOR, sq)
         products = np.stack([_matvec(sk, column) for column in np.atleast_2d(probe.T)], axis=1).astype(np.float64)
-        dots = products[view.rows, 0]
-        sqn = np.asarray(sq, dtype=np.float64)[view.rows]
-        if c is not None:
-            dots = dots - c_q
-            sqn = sqn - 2 * products[view.rows, 1] + c_sq
-        norms = np.sqrt(np.maximum(sqn, 0.0)) * q_norm
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scores[view.positions] = np.where(norms > 0, dots / norms, 0.0)
+        scores[view.positions] = _cosines_from_products(
+            products, view.rows, sq, q_norm, (c_q, c_sq) if c is not None else None)
     return scores
 
 
