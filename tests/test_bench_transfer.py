@@ -130,3 +130,48 @@ def test_adapter_protocol_carries_only_the_lora_weights_to_the_target(setup, tmp
 
 def read_pair(config: TransferConfig, source: str, target: str) -> dict:
     return json.loads(pair_path(config, source, target, 0).read_text(encoding="utf-8"))
+
+
+def test_worker_processes_measure_what_a_sequential_run_measures(setup, tmp_path):
+    import torch
+
+    tasks, model = setup
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = _config(tasks, model, tmp_path / "here")
+        here.threads = 1
+        transfer_mod.run(here, stages=("transfer",))
+        pool = _config(tasks, model, tmp_path / "pool")
+        pool.workers, pool.threads, pool.seeds = 2, 1, [0, 1]
+        transfer_mod.run(pool, stages=("transfer",))
+    finally:
+        torch.set_num_threads(threads)
+    names = sorted(p.name for p in (pool.transfer_dir() / "pairs").glob("*.json"))
+    assert len(names) == 2 * 9 and not list((pool.transfer_dir() / "pairs").glob(".*"))
+    for path in (here.transfer_dir() / "pairs").glob("*.json"):
+        a = json.loads(path.read_text(encoding="utf-8"))
+        b = json.loads((pool.transfer_dir() / "pairs" / path.name).read_text(encoding="utf-8"))
+        assert a["metric"] == pytest.approx(b["metric"], abs=1e-5), path.name
+
+
+def test_calibrate_chooses_a_rate_and_the_run_at_that_rate_reuses_its_runs(setup, tmp_path):
+    from zoo_tupate.cli import main
+
+    tasks, model = setup
+    args = ["bench", "calibrate", "--tasks-dir", str(tasks), "--tasks", "senti,score", "--base-model", str(model),
+            "--train-rows", "16", "--source-rows", "16", "--source-epochs", "1", "--target-epochs", "1",
+            "--val-rows", "8", "--max-length", "32", "--batch-size", "8", "--lrs", "1e-3,1e-5", "--cache", str(tmp_path / "cache"), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["chosen_lr"] in (1e-3, 1e-5) and set(doc["rates"]) == {"0.001", "1e-05"}
+    assert doc["majority_rate"]["senti"] == pytest.approx(0.5) and doc["majority_rate"]["score"] is None
+    best = doc["rates"][repr(doc["chosen_lr"])]
+    assert len(best["learned"]) >= max(len(r["learned"]) for r in doc["rates"].values())
+    config = _config(tasks, model, tmp_path / "cache")
+    config.tasks, config.lr = ["senti", "score"], doc["chosen_lr"]
+    for task in config.tasks:  # the calibration runs are the chosen rate's target-only measurements
+        assert read_pair(config, TARGET_ONLY, task)["metric"] == pytest.approx(best["scores"][task])
+    table = CliRunner().invoke(main, args[:-1])
+    assert table.exit_code == 0 and "chosen lr" in table.output

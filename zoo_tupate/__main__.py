@@ -1,4 +1,4 @@
-"""``python -m zoo_tupate`` runs the CLI."""
+"""``python -m zoo_tupate``: the same as the ``zoo-tupate`` command."""
 
 from zoo_tupate.cli import main
 

@@ -34,7 +34,9 @@ _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
 
 def _vector_path(config: TransferConfig, kind: str, task: str) -> Path:
-    return config.probe_dir() / "baselines" / f"{kind}-{task}.npy"
+    """TextEmb depends on the data alone (probe key); TaskEmb on the target-only models (transfer key)."""
+    folder = config.transfer_dir() if kind == "taskemb" else config.probe_dir()
+    return folder / "baselines" / f"{kind}-{task}.npy"
 
 
 def _save_vector(path: Path, vector: np.ndarray) -> None:
@@ -76,18 +78,19 @@ def text_embedding(config: TransferConfig, tasks: TaskSet, task: str) -> np.ndar
     from zoo_tupate.tuning.train import collate
 
     data, train_enc, _ = tasks.target(task)
-    model = AutoModel.from_pretrained(config.base_model).eval()
+    device = config.recipe().device
+    model = AutoModel.from_pretrained(config.base_model, dtype=torch.float32).to(device).eval()
     total, count = None, 0
     with torch.no_grad():
         for start in range(0, len(train_enc), 64):
             index = list(range(start, min(start + 64, len(train_enc))))
-            batch = collate(train_enc, index, tasks.pad_id)
+            batch = {k: v.to(device) for k, v in collate(train_enc, index, tasks.pad_id).items()}
             hidden = model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             total = pooled.sum(0) if total is None else total + pooled.sum(0)
             count += len(index)
-    return (total / count).numpy().astype(np.float64)
+    return (total / count).cpu().numpy().astype(np.float64)
 
 
 def fisher_embedding(config: TransferConfig, tasks: TaskSet, task: str, state_path: Path) -> np.ndarray:
@@ -99,17 +102,18 @@ def fisher_embedding(config: TransferConfig, tasks: TaskSet, task: str, state_pa
 
     data, train_enc, _ = tasks.target(task)
     problem_type = "regression" if data.problem == "regression" else "single_label_classification"
+    device = config.recipe().device
     model = AutoModelForSequenceClassification.from_pretrained(
-        config.base_model, num_labels=data.num_labels, problem_type=problem_type)
+        config.base_model, num_labels=data.num_labels, problem_type=problem_type, dtype=torch.float32)
     model.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
-    model.eval()  # no dropout: the Fisher of the model as it predicts
+    model.to(device).eval()  # no dropout: the Fisher of the model as it predicts
     params = [(n, p) for n, p in model.named_parameters() if _LAYER.search(n)]
     fisher = {n: torch.zeros_like(p) for n, p in params}
     rows = min(config.taskemb_rows, len(train_enc))
     for i in range(rows):
-        batch = collate(train_enc, [i], tasks.pad_id)
+        batch = {k: v.to(device) for k, v in collate(train_enc, [i], tasks.pad_id).items()}
         model.zero_grad(set_to_none=True)
-        loss_fn(model(**batch).logits, train_enc.labels[i:i + 1], data.problem).backward()
+        loss_fn(model(**batch).logits, train_enc.labels[i:i + 1].to(device), data.problem).backward()
         for n, p in params:
             if p.grad is not None:
                 fisher[n] += p.grad.detach() ** 2
@@ -117,7 +121,7 @@ def fisher_embedding(config: TransferConfig, tasks: TaskSet, task: str, state_pa
     for n, _ in params:
         f = fisher[n] / max(rows, 1)
         parts.append((f.mean(dim=1) if f.dim() == 2 else f).flatten())
-    return torch.cat(parts).numpy().astype(np.float64)
+    return torch.cat(parts).cpu().numpy().astype(np.float64)
 
 
 def run_baseline_stage(config: TransferConfig, tasks: TaskSet, log: Callable[[str], None]) -> int:

@@ -3,7 +3,8 @@
 ``full`` (Vu et al. 2020): fine-tune every weight on the source; for the target, keep the encoder and put a
 new, freshly initialised head on it. ``adapter``: train a LoRA adapter on the source and continue that
 adapter on the target (new head). AdamW, linear decay after 10% warm-up, gradients clipped at 1.0.
-Batches are drawn from length buckets (shuffled) so padding costs little on CPU.
+Batches are drawn from length buckets (shuffled) so padding costs little. Training runs in float32 on
+``Recipe.device`` (CPU, or a CUDA GPU); the loss is checked once per epoch so a GPU never waits on the host.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Recipe:
     adapter_lr: float = 2e-3
     batch_size: int = 32
     lora_r: int = 8
+    device: str = "cpu"
 
 
 def _is_head(name: str) -> bool:
@@ -60,15 +62,15 @@ def build_model(base_model: str, task: TaskData, seed: int, recipe: Recipe,
         missing = model.load_state_dict(encoder_state, strict=False)
         if missing.unexpected_keys:
             raise RuntimeError(f"source weights do not fit the model: {missing.unexpected_keys[:3]}")
-    return model
+    return model.to(recipe.device)
 
 
 def transferable_state(model: nn.Module, recipe: Recipe) -> dict[str, torch.Tensor]:
     """The weights carried from source to target: the encoder (``full``) or the LoRA weights (``adapter``)."""
     state = model.state_dict()
     if recipe.protocol == "adapter":
-        return {k: v.detach().clone() for k, v in state.items() if "lora_" in k}
-    return {k: v.detach().clone() for k, v in state.items() if not _is_head(k)}
+        return {k: v.detach().cpu().clone() for k, v in state.items() if "lora_" in k}
+    return {k: v.detach().cpu().clone() for k, v in state.items() if not _is_head(k)}
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -97,22 +99,25 @@ def train(model: nn.Module, encoded: Encoded, problem: str, epochs: int, seed: i
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
     rng = random.Random(seed)
     torch.manual_seed(seed)
+    device = torch.device(recipe.device)
+    labels = encoded.labels.to(device)
     losses, started = [], time.perf_counter()
     model.train()
-    for _ in range(epochs):
-        total = 0.0
+    for epoch in range(epochs):
+        total = torch.zeros((), device=device)
         for index in bucketed_batches(lengths, recipe.batch_size, rng):
-            batch = collate(encoded, index, pad_id)
-            loss = loss_fn(model(**batch).logits, encoded.labels[index], problem)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"loss became {float(loss)}")
+            batch = {k: v.to(device, non_blocking=True) for k, v in collate(encoded, index, pad_id).items()}
+            loss = loss_fn(model(**batch).logits, labels[index], problem)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
-            total += float(loss.detach()) * len(index)
-        losses.append(total / len(encoded))
+            total += loss.detach() * len(index)
+        mean = float(total) / len(encoded)
+        if not math.isfinite(mean):
+            raise RuntimeError(f"loss became {mean} in epoch {epoch + 1}")
+        losses.append(mean)
     return {"train_loss": losses, "train_s": round(time.perf_counter() - started, 3)}
 
 
@@ -120,13 +125,14 @@ def train(model: nn.Module, encoded: Encoded, problem: str, epochs: int, seed: i
 def score(model: nn.Module, encoded: Encoded, problem: str, pad_id: int, batch_size: int = 64) -> dict[str, float]:
     """Validation metrics (length-sorted batches); ``metric`` holds the primary one."""
     model.eval()
+    device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded.features[i]["input_ids"]))
-    outputs = torch.empty(0)
     chunks = []
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        chunks.append(model(**collate(encoded, index, pad_id)).logits.float())
-    outputs = torch.cat(chunks)
+        batch = {k: v.to(device) for k, v in collate(encoded, index, pad_id).items()}
+        chunks.append(model(**batch).logits.float())
+    outputs = torch.cat(chunks).cpu()
     predictions = torch.empty_like(outputs)
     predictions[torch.tensor(order)] = outputs
     values = predictions.numpy()

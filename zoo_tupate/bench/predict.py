@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo_tupate.bench.cache import read_json, write_json
+from zoo_tupate.bench.cache import write_json
+from zoo_tupate.bench.jobs import RUNNERS, Job
 from zoo_tupate.errors import ZooError
 from zoo_tupate.ranking import cosine_scores
 
@@ -45,36 +46,40 @@ def init_seeds(config: TransferConfig) -> list[int]:
     return [0, config.offshelf_init_seed]
 
 
-def run_probe_stage(config: TransferConfig, log: Callable[[str], None]) -> int:
-    """Tune every missing probe (all same-init probes first, then the off-the-shelf ones)."""
-    from zoo_tupate.tuning.train import TuneConfig, tune
-
-    timings_path = config.probe_dir() / "timings.json"
-    computed = 0
+def probe_jobs(config: TransferConfig) -> list[Job]:
+    """Every missing probe (all same-init probes first, then the off-the-shelf ones)."""
+    jobs = []
     for init in init_seeds(config):
         for task in config.tasks:
             for method in config.probe_methods:
                 if init != 0 and method not in config.offshelf_methods:
                     continue
-                out = probe_folder(config, task, init)
-                if (out / method / "train_log.json").is_file():
-                    continue
-                started = time.perf_counter()
-                tune(TuneConfig(
-                    dataset=str(config.tasks_dir / task), base_model=config.base_model, method=method,
-                    base_model_id=config.base_model_id, epochs=config.probe_epochs,
-                    early_epochs=config.probe_early_epochs, max_train=config.train_rows,
-                    max_eval=config.probe_val_rows, batch_size=config.batch_size, max_length=config.max_length,
-                    device="cpu", output=out, seed=0, init_seed=init, cards=False,
-                ))
-                wall = time.perf_counter() - started
-                timings = read_json(timings_path) or {}
-                timings["probe_wall_s"] = float(timings.get("probe_wall_s", 0.0)) + wall
-                write_json(timings_path, timings)
-                computed += 1
-                log(f"probe {method} {task} init{init}: {wall:.0f}s")
-    log(f"probe stage: {computed} probe(s) tuned")
-    return computed
+                if not (probe_folder(config, task, init) / method / "train_log.json").is_file():
+                    jobs.append(Job("probe", config, (init, task, method)))
+    return jobs
+
+
+def _probe_job(job: Job, _tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
+    """Tune one probe with ``zoo_tupate.tuning.tune``; its wall time goes to ``probe_wall.json`` beside it."""
+    from zoo_tupate.tuning.train import TuneConfig, tune
+
+    config, (init, task, method) = job.config, job.args
+    out = probe_folder(config, task, init)
+    started = time.perf_counter()
+    tune(TuneConfig(
+        dataset=str(config.tasks_dir / task), base_model=config.base_model, method=method,
+        base_model_id=config.base_model_id, epochs=config.probe_epochs,
+        early_epochs=config.probe_early_epochs, max_train=config.train_rows,
+        max_eval=config.probe_val_rows, batch_size=config.batch_size, max_length=config.max_length,
+        device=config.device, output=out, seed=0, init_seed=init, cards=False,
+    ))
+    wall = time.perf_counter() - started
+    write_json(out / method / "probe_wall.json", {"wall_s": round(wall, 3)})
+    log(f"probe {method} {task} init{init}: {wall:.0f}s")
+    return []
+
+
+RUNNERS["probe"] = _probe_job
 
 
 def _probe_vectors(config: TransferConfig, notes: list[str]) -> dict[tuple, np.ndarray]:

@@ -7,10 +7,13 @@ Cache layout under ``cache`` (one folder per configuration key, so runs with oth
     <key>/pairs/-__<target>__s<seed>.json           the target-only score
     <key>/models/source-<task>-s<seed>.pt           the intermediate (source) model's transferable weights
     <key>/models/target-<task>-s<seed>.pt           the target-only model (TaskEmb's Fisher is taken on it)
+    <key>/baselines/taskemb-<task>.npy              TaskEmb vectors (Fisher of the target-only models)
     <pkey>/probes/<task>/init<k>/<method>/          TuPaTE probes (``zoo_tupate.tuning.tune`` output)
-    <pkey>/baselines/<name>-<task>.json             TextEmb / TaskEmb vectors
+    <pkey>/baselines/textemb-<task>.npy             TextEmb vectors
 
-A finished file is never recomputed; an interrupted run resumes where it stopped.
+A finished file is never recomputed; an interrupted run resumes where it stopped. The work is cut into
+jobs (:mod:`zoo_tupate.bench.jobs`: one source model, one pair, one probe each) that ``workers`` processes
+can share; the device (CPU or GPU) and the worker count are not part of the cache key.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from zoo_tupate.bench.cache import read_json, save_torch, write_json
 from zoo_tupate.bench.finetune import PROTOCOLS, Recipe, build_model, score, train, transferable_state
+from zoo_tupate.bench.jobs import RUNNERS, Job, execute
 from zoo_tupate.errors import DatasetError, TuningError
 
 STAGES: tuple[str, ...] = ("transfer", "probes", "baselines", "report")
@@ -62,6 +66,9 @@ class TransferConfig:
     offshelf_init_seed: int = 1
     offshelf_methods: tuple[str, ...] = ("lora", "prefix")
     taskemb_rows: int = 64
+    device: str = "auto"
+    workers: int = 1
+    threads: int | None = None
 
     def check(self) -> None:
         """Raise :class:`TuningError` for settings that cannot run."""
@@ -78,7 +85,15 @@ class TransferConfig:
             raise TuningError("--probe-early-epochs exceeds --probe-epochs")
 
     def recipe(self) -> Recipe:
-        return Recipe(protocol=self.protocol, lr=self.lr, adapter_lr=self.adapter_lr, batch_size=self.batch_size)
+        from zoo_tupate.tuning.train import resolve_device
+
+        return Recipe(protocol=self.protocol, lr=self.lr, adapter_lr=self.adapter_lr, batch_size=self.batch_size,
+                      device=str(resolve_device(self.device)))
+
+    def data_key(self) -> tuple[Any, ...]:
+        """What the tokenised data depends on (worker processes keep one :class:`TaskSet` per value)."""
+        return (str(self.tasks_dir), tuple(self.tasks), str(self.base_model), self.train_rows, self.source_rows,
+                self.val_rows, self.max_length)
 
     def transfer_settings(self) -> dict[str, Any]:
         """The settings a measured transfer depends on (they name its cache folder)."""
@@ -183,30 +198,43 @@ def model_path(config: TransferConfig, role: str, task: str, seed: int) -> Path:
     return config.transfer_dir() / "models" / f"{role}-{task}-s{seed}.pt"
 
 
-def run_transfer_stage(config: TransferConfig, tasks: TaskSet, log: Callable[[str], None] = log_line) -> int:
-    """Measure every missing (source, target, seed) and target-only score; returns how many were computed."""
-    import torch
-
-    recipe = config.recipe()
-    computed = 0
+def transfer_jobs(config: TransferConfig) -> list[Job]:
+    """The missing work, seed by seed: the target-only pairs, then each source model (which releases its
+    pairs when it is done; see :func:`_source_job`)."""
+    jobs: list[Job] = []
     for seed in config.seeds:
         for target in config.tasks:
-            path = pair_path(config, TARGET_ONLY, target, seed)
-            if read_json(path) is None:
-                computed += 1
-                _fit_target(config, tasks, TARGET_ONLY, target, seed, None, recipe, path, log)
+            if read_json(pair_path(config, TARGET_ONLY, target, seed)) is None:
+                jobs.append(Job("pair", config, (seed, TARGET_ONLY, target)))
         for source in config.tasks:
-            pending = [t for t in config.tasks if t != source and read_json(pair_path(config, source, t, seed)) is None]
-            if not pending:
-                continue
-            state = _source_state(config, tasks, source, seed, recipe, log)
-            for target in pending:
-                computed += 1
-                _fit_target(config, tasks, source, target, seed, state, recipe,
-                            pair_path(config, source, target, seed), log)
-            del state
-            torch.cuda.empty_cache() if torch.cuda.is_available() else None
-    return computed
+            if _pending_targets(config, source, seed):
+                jobs.append(Job("source", config, (seed, source)))
+    return jobs
+
+
+def _pending_targets(config: TransferConfig, source: str, seed: int) -> list[str]:
+    return [t for t in config.tasks if t != source and read_json(pair_path(config, source, t, seed)) is None]
+
+
+def _source_job(job: Job, tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
+    """Train (or find) the source model of ``(seed, source)``; release its missing pairs."""
+    config, (seed, source) = job.config, job.args
+    _source_state(config, tasks, source, seed, config.recipe(), log)
+    return [Job("pair", config, (seed, source, t)) for t in _pending_targets(config, source, seed)]
+
+
+def _pair_job(job: Job, tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
+    config, (seed, source, target) = job.config, job.args
+    path = pair_path(config, source, target, seed)
+    if read_json(path) is None:
+        recipe = config.recipe()
+        state = None if source == TARGET_ONLY else _source_state(config, tasks, source, seed, recipe, log)
+        _fit_target(config, tasks, source, target, seed, state, recipe, path, log)
+    return []
+
+
+RUNNERS.update(source=_source_job, pair=_pair_job)
+_STATES: dict[Path, dict[str, Any]] = {}  # the last source model read (a source's pairs come in a row)
 
 
 def _source_state(config: TransferConfig, tasks: TaskSet, source: str, seed: int, recipe: Recipe,
@@ -214,18 +242,26 @@ def _source_state(config: TransferConfig, tasks: TaskSet, source: str, seed: int
     import torch
 
     path = model_path(config, "source", source, seed)
+    if path in _STATES:
+        return _STATES[path]
+    state = None
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError, EOFError):
             log(f"{path}: unreadable, retraining the source model")
-    data, train_enc = tasks.source(source)
-    model = build_model(config.base_model, data, seed, recipe)
-    info = train(model, train_enc, data.problem, config.source_epochs, seed, recipe, tasks.pad_id)
-    state = transferable_state(model, recipe)
-    save_torch(path, state)
-    write_json(path.with_suffix(".json"), {"source": source, "seed": seed, "rows": len(train_enc), **info})
-    log(f"source {source} s{seed}: {len(train_enc)} rows x {config.source_epochs} epochs in {info['train_s']:.0f}s")
+    if state is None:
+        data, train_enc = tasks.source(source)
+        model = build_model(config.base_model, data, seed, recipe)
+        info = train(model, train_enc, data.problem, config.source_epochs, seed, recipe, tasks.pad_id)
+        state = transferable_state(model, recipe)
+        save_torch(path, state)
+        write_json(path.with_suffix(".json"), {"source": source, "seed": seed, "rows": len(train_enc),
+                                               "device": recipe.device, **info})
+        log(f"source {source} s{seed}: {len(train_enc)} rows x {config.source_epochs} epochs in "
+            f"{info['train_s']:.0f}s")
+    _STATES.clear()
+    _STATES[path] = state
     return state
 
 
@@ -238,9 +274,10 @@ def _fit_target(config: TransferConfig, tasks: TaskSet, source: str, target: str
     metrics = score(model, val_enc, data.problem, tasks.pad_id)
     eval_s = round(time.perf_counter() - t0, 3)
     if source == TARGET_ONLY and seed == config.seeds[0] and recipe.protocol == "full":
-        save_torch(model_path(config, "target", target, seed), model.state_dict())
+        save_torch(model_path(config, "target", target, seed), {k: v.cpu() for k, v in model.state_dict().items()})
     write_json(path, {"source": None if source == TARGET_ONLY else source, "target": target, "seed": seed,
-                      "metric": metrics["metric"], "metrics": metrics, "eval_s": eval_s, **info})
+                      "metric": metrics["metric"], "metrics": metrics, "eval_s": eval_s, "device": recipe.device,
+                      **info})
     label = "target-only" if source == TARGET_ONLY else f"{source} ->"
     log(f"{label} {target} s{seed}: {metrics['metric']:.4f} (train {info['train_s']:.0f}s, eval {eval_s:.0f}s)")
 
@@ -291,13 +328,13 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
     config.check()
     started = time.perf_counter()
     tasks = TaskSet(config)
-    if "transfer" in stages:
-        n = run_transfer_stage(config, tasks, log)
-        log(f"transfer stage: {n} measurement(s) computed")
-    if "probes" in stages:
-        from zoo_tupate.bench.predict import run_probe_stage
+    from zoo_tupate.bench.predict import probe_jobs
 
-        run_probe_stage(config, log)
+    jobs = (probe_jobs(config) if "probes" in stages else []) + \
+        (transfer_jobs(config) if "transfer" in stages else [])
+    if jobs:  # probes first: they are short, and every prediction needs them
+        n = execute(jobs, tasks, log, config.workers, config.threads)
+        log(f"transfer/probe stages: {n} job(s) ran")
     if "baselines" in stages:
         from zoo_tupate.bench.baselines import run_baseline_stage
 
@@ -336,8 +373,11 @@ def _timings(config: TransferConfig) -> dict[str, float]:
         data = read_json(path) or {}
         totals["target_train_s"] += float(data.get("train_s", 0.0))
         totals["target_eval_s"] += float(data.get("eval_s", 0.0))
-    probe_log = read_json(config.probe_dir() / "timings.json") or {}
-    totals.update({k: float(v) for k, v in probe_log.items()})
+    probe_log = read_json(config.probe_dir() / "timings.json") or {}  # written by older versions
+    probe_wall = float(probe_log.get("probe_wall_s", 0.0))
+    for path in sorted((config.probe_dir() / "probes").glob("*/init*/*/probe_wall.json")):
+        probe_wall += float((read_json(path) or {}).get("wall_s", 0.0))
+    totals["probe_wall_s"] = probe_wall
     return {k: round(v, 1) for k, v in totals.items()}
 
 
@@ -357,3 +397,41 @@ def versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover - peft is a dependency
         pass
     return out
+
+
+# ------------------------------------------------------------------------------------------ calibration
+
+
+def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], None] = log_line) -> dict[str, Any]:
+    """Target-only runs (first seed) at each learning rate in ``lrs``; the chosen rate is the one under which
+    the most targets learn (score above the majority-class rate, or a correlation above zero, by more than
+    two standard errors of the validation sample), ties broken by the mean margin over that rate. The runs
+    land in each rate's own cache, so the full run at the chosen rate reuses them."""
+    from dataclasses import replace
+
+    config.check()
+    seed = config.seeds[0]
+    field_name = "adapter_lr" if config.protocol == "adapter" else "lr"
+    configs = {lr: replace(config, **{field_name: lr}) for lr in lrs}
+    jobs = [Job("pair", c, (seed, TARGET_ONLY, t)) for c in configs.values() for t in config.tasks
+            if read_json(pair_path(c, TARGET_ONLY, t, seed)) is None]
+    tasks = TaskSet(config)
+    execute(jobs, tasks, log, config.workers, config.threads)
+    majority, noise = {}, {}
+    for task in config.tasks:
+        data, _, val_enc = tasks.target(task)
+        rate = majority_rate(data.validation.labels, data.problem)
+        majority[task] = rate
+        n = max(len(val_enc), 1)
+        noise[task] = 2 * float(np.sqrt(rate * (1 - rate) / n)) if rate is not None else 2 / float(np.sqrt(n))
+    rows: dict[str, Any] = {}
+    for lr, c in configs.items():
+        scores = {t: float(read_json(pair_path(c, TARGET_ONLY, t, seed))["metric"]) for t in config.tasks}
+        margins = {t: scores[t] - (majority[t] or 0.0) for t in config.tasks}
+        learned = sorted(t for t in config.tasks if margins[t] > noise[t])
+        rows[repr(lr)] = {"lr": lr, "scores": scores, "margins": margins, "learned": learned,
+                          "mean_margin": float(np.mean(list(margins.values())))}
+    chosen = max(rows.values(), key=lambda r: (len(r["learned"]), r["mean_margin"]))
+    return {"protocol": config.protocol, "seed": seed, "majority_rate": majority, "two_se": noise,
+            "rates": rows, "chosen_lr": chosen["lr"],
+            "rule": "most targets above majority (or correlation above 0) by > 2 SE; ties: mean margin"}

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from zoo_tupate.cli.common import console, handle_errors
+
+if TYPE_CHECKING:
+    from zoo_tupate.bench.transfer import TransferConfig
 
 _DEFAULT_CACHE = Path(".bench-cache")
 
@@ -26,71 +30,126 @@ def command() -> None:
     """Benchmarks: measured transfer for evaluating the rankers (see ``zoo-tupate eval``)."""
 
 
+def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
+    """The options that define a transfer run (shared by ``transfer`` and ``calibrate``)."""
+    options = [
+        click.option("--tasks-dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     help="Folder with one sub-folder per task (train.jsonl, validation.jsonl)."),
+        click.option("--tasks", required=True, callback=_csv, help="Comma-separated task folder names (at least 2)."),
+        click.option("--base-model", required=True, help="Base model folder or id (loaded with local files)."),
+        click.option("--base-model-id", default=None, help="Identity of a local base model in embedding spaces."),
+        click.option("--protocol", type=click.Choice(["full", "adapter"]), default="full", show_default=True,
+                     help="full: fine-tune everything, new head on the target; adapter: continue a LoRA adapter."),
+        click.option("--train-rows", type=click.IntRange(min=2), default=1000, show_default=True,
+                     help="Target training rows (also the probes' rows: LIMITED)."),
+        click.option("--source-rows", type=click.IntRange(min=2), default=2000, show_default=True),
+        click.option("--source-epochs", type=click.IntRange(min=1), default=2, show_default=True),
+        click.option("--target-epochs", type=click.IntRange(min=1), default=3, show_default=True),
+        click.option("--val-rows", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Validation rows per target (a fixed sample)."),
+        click.option("--seeds", default="0", callback=_csv, show_default=True, help="Comma-separated seeds."),
+        click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True),
+        click.option("--lr", type=float, default=5e-5, show_default=True, help="Learning rate (full protocol)."),
+        click.option("--adapter-lr", type=float, default=2e-3, show_default=True,
+                     help="Learning rate (adapter protocol)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--probe-epochs", type=click.IntRange(min=1), default=3, show_default=True),
+        click.option("--probe-early-epochs", type=click.IntRange(min=1), default=2, show_default=True),
+        click.option("--probe-val-rows", type=click.IntRange(min=1), default=200, show_default=True),
+        click.option("--probe-methods", default="lora,bitfit,prefix", callback=_csv, show_default=True),
+        click.option("--offshelf-methods", default="lora,prefix", callback=_csv, show_default=True,
+                     help="Methods whose sources are tuned again from another init seed (off-the-shelf)."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto (CUDA when present), cpu or cuda[:N]; not part of the cache key."),
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Worker processes sharing the device (several small models keep a GPU busy)."),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="torch CPU threads per process (default: all cores / workers)."),
+        click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=_DEFAULT_CACHE,
+                     show_default=True, help="Resumable cache (finished pairs are never recomputed)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _config(options: dict) -> TransferConfig:
+    """A :class:`TransferConfig` from the shared options (checked)."""
+    import torch
+
+    from zoo_tupate.bench.transfer import TransferConfig
+    from zoo_tupate.errors import TuningError
+    from zoo_tupate.tuning.train import resolve_device
+
+    if options["threads"]:
+        torch.set_num_threads(options["threads"])
+    try:
+        seeds = [int(s) for s in options.pop("seeds")]
+    except ValueError:
+        raise TuningError("--seeds must be integers") from None
+    resolve_device(options["device"])  # a clear error before any work
+    options["probe_methods"] = tuple(options["probe_methods"])
+    options["offshelf_methods"] = tuple(options["offshelf_methods"])
+    config = TransferConfig(seeds=seeds, **options)
+    config.check()
+    return config
+
+
 @command.command("transfer")
-@click.option("--tasks-dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder with one sub-folder per task (train.jsonl, validation.jsonl).")
-@click.option("--tasks", required=True, callback=_csv, help="Comma-separated task folder names (at least 2).")
-@click.option("--base-model", required=True, help="Base model folder or id (loaded with local files).")
-@click.option("--base-model-id", default=None, help="Identity of a local base model in embedding spaces.")
-@click.option("--protocol", type=click.Choice(["full", "adapter"]), default="full", show_default=True,
-              help="full: fine-tune everything, new head on the target; adapter: continue a LoRA adapter.")
-@click.option("--train-rows", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="Target training rows (also the probes' rows: LIMITED).")
-@click.option("--source-rows", type=click.IntRange(min=2), default=2000, show_default=True)
-@click.option("--source-epochs", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--target-epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--val-rows", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Validation rows per target (a fixed sample).")
-@click.option("--seeds", default="0", callback=_csv, show_default=True, help="Comma-separated seeds.")
-@click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True, help="Learning rate (full protocol).")
-@click.option("--adapter-lr", type=float, default=2e-3, show_default=True, help="Learning rate (adapter).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--probe-epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--probe-early-epochs", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--probe-val-rows", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--probe-methods", default="lora,bitfit,prefix", callback=_csv, show_default=True)
-@click.option("--offshelf-methods", default="lora,prefix", callback=_csv, show_default=True,
-              help="Methods whose sources are tuned again from another init seed (the off-the-shelf condition).")
+@_run_options
 @click.option("--stage", "stages", multiple=True,
               type=click.Choice(["transfer", "probes", "baselines", "report"]),
               help="Run only these stages (repeatable; default: all). Stages share the cache, so separate"
                    " processes can run them side by side.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Result file (JSON) written by the report stage.")
-@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=_DEFAULT_CACHE,
-              show_default=True, help="Resumable cache (finished pairs are never recomputed).")
 @handle_errors
-def transfer(tasks_dir: Path, tasks: list[str], base_model: str, base_model_id: str | None, protocol: str,
-             train_rows: int, source_rows: int, source_epochs: int, target_epochs: int, val_rows: int,
-             seeds: list[str], max_length: int, lr: float, adapter_lr: float, batch_size: int,
-             probe_epochs: int, probe_early_epochs: int, probe_val_rows: int, probe_methods: list[str],
-             offshelf_methods: list[str],
-             stages: tuple[str, ...], threads: int | None, out: Path | None, cache: Path) -> None:
+def transfer(stages: tuple[str, ...], out: Path | None, **options: object) -> None:
     """Measure source→target transfer for every ordered pair of TASKS, and every ranker's scores."""
-    import torch
-
-    from zoo_tupate.bench.transfer import STAGES, TransferConfig, run
+    from zoo_tupate.bench.transfer import STAGES, run
     from zoo_tupate.errors import TuningError
 
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        seed_list = [int(s) for s in seeds]
-    except ValueError:
-        raise TuningError(f"--seeds must be integers, got {','.join(seeds)}") from None
-    config = TransferConfig(
-        tasks_dir=tasks_dir, tasks=tasks, base_model=base_model, cache=cache, protocol=protocol,
-        train_rows=train_rows, source_rows=source_rows, source_epochs=source_epochs,
-        target_epochs=target_epochs, val_rows=val_rows, seeds=seed_list, max_length=max_length, lr=lr,
-        adapter_lr=adapter_lr, batch_size=batch_size, base_model_id=base_model_id,
-        probe_methods=tuple(probe_methods), offshelf_methods=tuple(offshelf_methods), probe_epochs=probe_epochs,
-        probe_early_epochs=probe_early_epochs, probe_val_rows=probe_val_rows,
-    )
+    config = _config(options)
     wanted = stages or STAGES
     if "report" in wanted and out is None:
         raise TuningError("the report stage needs --out FILE")
     started = time.perf_counter()
     run(config, stages=tuple(wanted), out=out)
     console.print(f"done in {time.perf_counter() - started:.0f}s" + (f"; results in {out}" if out else ""))
+
+
+@command.command("calibrate")
+@_run_options
+@click.option("--lrs", required=True, callback=_csv, help="Comma-separated learning rates to try.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@handle_errors
+def calibrate_command(lrs: list[str], as_json: bool, **options: object) -> None:
+    """Target-only runs at each learning rate; report which targets learn and choose the rate."""
+    import json
+
+    from rich.table import Table
+
+    from zoo_tupate.bench.transfer import calibrate
+    from zoo_tupate.errors import TuningError
+
+    try:
+        rates = [float(v) for v in lrs]
+    except ValueError:
+        raise TuningError(f"--lrs must be numbers, got {','.join(lrs)}") from None
+    config = _config(options)
+    result = calibrate(config, rates)
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        return
+    table = Table(title=f"target-only scores (seed {result['seed']}, {config.protocol} protocol)")
+    table.add_column("target")
+    table.add_column("majority", justify="right")
+    for row in result["rates"].values():
+        table.add_column(f"lr {row['lr']:g}", justify="right")
+    for task in config.tasks:
+        rate = result["majority_rate"][task]
+        cells = [f"{100 * r['scores'][task]:.1f}" + ("*" if task in r["learned"] else "")
+                 for r in result["rates"].values()]
+        table.add_row(task, "—" if rate is None else f"{100 * rate:.1f}", *cells)
+    console.print(table)
+    console.print(f"* learned (> 2 SE above majority, or correlation > 2 SE). chosen lr: {result['chosen_lr']:g}")
