@@ -8,9 +8,11 @@
 #   .gpu/minilm-fp16/  the model in fp16 (45 MB; upcast to float32 here into .gpu/minilm)
 #   .gpu/cr.tar.xz     ../shared/data/cr (unpacked here into .gpu/cr)
 #   .gpu/whl/          wheels the GPU image lacks (peft 0.21.2, platformdirs)
-# Outputs in $OUT: calibrate.json, run.log, small.tgz (measured pairs, logs, baseline vectors; refreshed every
-# 20 s), probes.tgz.* (the probe checkpoints, split in 15 MB parts). The report stage then runs anywhere:
-#   zoo-tupate bench transfer <same options> --seeds 0,1,2 --lr <chosen> --stage report --out FILE
+# Outputs in $OUT (refreshed every 20 s, so a run cut short still returns what finished): calibrate.json,
+# run.log, small.tgz (measured pairs, logs, baseline vectors), probes-{0,1,2}.tgz (probe checkpoints), and at
+# the end result.json (what `zoo-tupate eval` reads). Unpacked into .bench-cache/ on another machine, the
+# archives let the report stage run there too (the committed result was made that way):
+#   zoo-tupate bench transfer <the same options> --seeds 0,1,2,3,4 --lr <chosen> --stage report --out FILE
 # Environment: BUDGET (seconds for the whole script), WORKERS, DEVICE, SEEDS, LRS, TRAIN_ROWS, SOURCE_ROWS,
 # VAL_ROWS, TASKS, PY (small values give a quick dry run on a CPU).
 set -uo pipefail
@@ -55,9 +57,17 @@ COMMON=(--tasks-dir .gpu/cr --tasks "$TASKS" --base-model .gpu/minilm
         --train-rows "${TRAIN_ROWS:-1000}" --source-rows "${SOURCE_ROWS:-2000}" --source-epochs 2 --target-epochs 3
         --val-rows "${VAL_ROWS:-2000}" --max-length 128 --batch-size 32 --probe-epochs 3 --probe-early-epochs 2
         --probe-val-rows 200 --device "$DEVICE" --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE")
-pack() {  # the small part of the cache (no model weights, no probes), replaced atomically
+IFS=, read -ra TASK_LIST <<< "$TASKS"; PER=$(( (${#TASK_LIST[@]} + 2) / 3 ))
+shopt -s nullglob
+pack() {  # atomically replaced archives: the small part of the cache (no weights) and the probes in thirds
   tar -czf "$OUT/.small.tmp" --exclude='*.pt' --exclude='*/probes/*' "$CACHE" 2>/dev/null \
     && mv "$OUT/.small.tmp" "$OUT/small.tgz"
+  for part in 0 1 2; do
+    local dirs=()
+    for t in "${TASK_LIST[@]:$((part * PER)):$PER}"; do dirs+=("$CACHE"/probes-*/probes/"$t"); done
+    [ ${#dirs[@]} -gt 0 ] && tar -czf "$OUT/.probes.tmp" "${dirs[@]}" 2>/dev/null \
+      && mv "$OUT/.probes.tmp" "$OUT/probes-$part.tgz"
+  done
 }
 gpu_load() { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used \
   --format=csv,noheader | sed "s/^/[$(( $(date +%s) - START ))s] gpu /"; }
@@ -68,13 +78,14 @@ stamp "calibrate ($LRS)"
 LR=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_lr"])' "$OUT/calibrate.json")
 stamp "chosen lr $LR; probes and seed 0"
 "${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds 0 --stage probes --stage transfer
-tar -czf - "$CACHE"/probes-*/probes | split -b 15M - "$OUT/probes.tgz."
+pack
 stamp "baselines"
 "${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds 0 --stage baselines
 LEFT=$(( BUDGET - ($(date +%s) - START) - 25 ))
 stamp "seeds $SEEDS (at most ${LEFT}s)"
 [ "$LEFT" -gt 10 ] && timeout -k 5 "$LEFT" "${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$SEEDS" --stage transfer
 pkill -f "multiprocessing.spawn" 2>/dev/null  # workers left by a timed-out stage
+"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$SEEDS" --workers 1 --stage report --out "$OUT/result.json"
 kill "$PACKER" 2>/dev/null
 pack
 stamp "done: $(find "$CACHE" -path '*/pairs/*.json' | wc -l) measured pairs, lr $LR"

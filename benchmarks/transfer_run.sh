@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed prediction-quality run (docs/prediction-quality.md): 11 CR tasks, MiniLM-L6, LIMITED->LIMITED,
+# The first, reduced prediction-quality run (docs/prediction-quality-reduced.md): 11 CR tasks, MiniLM-L6, LIMITED->LIMITED,
 # reduced CPU design (see the doc for why). Stages share the resumable cache .bench-cache/, so the transfer
 # measurements and the probes/baselines can run as two single-threaded processes side by side; rerunning
 # any command recomputes nothing that finished. Usage: benchmarks/transfer_run.sh [transfer|probes|noise|report|eval|all]
@@ -17,7 +17,7 @@ case "${1:-all}" in
   probes)   exec zoo-tupate bench transfer "${ARGS[@]}" --stage probes --stage baselines ;;
   noise)    exec zoo-tupate bench transfer "${ARGS[@]}" --stage transfer --seeds 1 ;;  # seed-to-seed noise check
   report)   exec zoo-tupate bench transfer "${ARGS[@]}" --stage report --out docs/results/cr11-minilm-limited.json ;;
-  eval)     exec zoo-tupate eval --matrix docs/results/cr11-minilm-limited.json --plot docs/prediction-quality.png \
+  eval)     exec zoo-tupate eval --matrix docs/results/cr11-minilm-limited.json --plot docs/prediction-quality-reduced.png \
               -m 'tupate/lora/raw/layer-mean/best/*' -m tupate/lora/delta/layer-mean/best/cos \
               -m tupate/bitfit/raw/layer-mean/best/cos -m tupate/prefix/raw/layer-mean/best/cos \
               -m 'tupate/ensemble/raw/layer-mean/best/*' -m tupate/lora/raw/layer-mean/early/cos \

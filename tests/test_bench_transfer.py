@@ -64,6 +64,7 @@ def test_cli_run_writes_a_matrix_that_eval_scores(setup, tmp_path):
         assert "senti" not in predictions[name]["senti"]  # a target never scores itself
     assert "offshelf/bitfit/raw/layer-mean/best/cos" not in predictions  # bitfit's init seed changes nothing
     assert doc["versions"]["torch"] and doc["config"]["train_rows"] == 16
+    assert [v["device"] for v in doc["measured_with"]] == ["cpu"]  # what the measurements ran on
 
     result = CliRunner().invoke(main, ["eval", "--matrix", str(out), "--json", "-m", "datasize", "-m", "random",
                                        "-m", "tupate/*/raw/layer-mean/best/cos", "--keep-constant"])
@@ -175,3 +176,18 @@ def test_calibrate_chooses_a_rate_and_the_run_at_that_rate_reuses_its_runs(setup
         assert read_pair(config, TARGET_ONLY, task)["metric"] == pytest.approx(best["scores"][task])
     table = CliRunner().invoke(main, args[:-1])
     assert table.exit_code == 0 and "chosen lr" in table.output
+
+
+def test_a_failing_job_in_a_worker_is_reported_and_the_others_still_finish(setup, tmp_path):
+    from zoo_tupate.errors import TuningError
+
+    tasks, model = setup
+    (tasks / "broken").mkdir()
+    (tasks / "broken" / "train.jsonl").write_text("{not json\n", encoding="utf-8")
+    (tasks / "broken" / "validation.jsonl").write_text("{not json\n", encoding="utf-8")
+    config = _config(tasks, model, tmp_path / "cache")
+    config.tasks, config.workers, config.threads = ["senti", "pairs", "broken"], 2, 1
+    with pytest.raises(TuningError, match=r"job\(s\) failed \(the rest are cached\).*broken"):
+        transfer_mod.run(config, stages=("transfer",))
+    done = sorted(p.name for p in (config.transfer_dir() / "pairs").glob("*.json"))
+    assert done == ["-__pairs__s0.json", "-__senti__s0.json", "pairs__senti__s0.json", "senti__pairs__s0.json"]

@@ -277,7 +277,7 @@ def _fit_target(config: TransferConfig, tasks: TaskSet, source: str, target: str
         save_torch(model_path(config, "target", target, seed), {k: v.cpu() for k, v in model.state_dict().items()})
     write_json(path, {"source": None if source == TARGET_ONLY else source, "target": target, "seed": seed,
                       "metric": metrics["metric"], "metrics": metrics, "eval_s": eval_s, "device": recipe.device,
-                      **info})
+                      "versions": measuring_versions(recipe.device), **info})
     label = "target-only" if source == TARGET_ONLY else f"{source} ->"
     log(f"{label} {target} s{seed}: {metrics['metric']:.4f} (train {info['train_s']:.0f}s, eval {eval_s:.0f}s)")
 
@@ -356,6 +356,7 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
         "notes": notes,
         "timings": _timings(config),
         "versions": versions(),
+        "measured_with": measured_versions(config),
         "report_wall_s": round(time.perf_counter() - started, 3),
     }
     if out is not None:
@@ -379,6 +380,30 @@ def _timings(config: TransferConfig) -> dict[str, float]:
         probe_wall += float((read_json(path) or {}).get("wall_s", 0.0))
     totals["probe_wall_s"] = probe_wall
     return {k: round(v, 1) for k, v in totals.items()}
+
+
+_MEASURING: dict[str, dict[str, str]] = {}
+
+
+def measuring_versions(device: str) -> dict[str, str]:
+    """:func:`versions` plus the device's name, recorded in every measurement (computed once per process)."""
+    if device not in _MEASURING:
+        import torch
+
+        name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+        _MEASURING[device] = {**versions(), "device": name}
+    return _MEASURING[device]
+
+
+def measured_versions(config: TransferConfig) -> list[dict[str, str]]:
+    """The distinct :func:`measuring_versions` of the run's measurements (empty for caches from before they
+    were recorded)."""
+    seen: dict[str, dict[str, str]] = {}
+    for path in sorted((config.transfer_dir() / "pairs").glob("*.json")):
+        recorded = (read_json(path) or {}).get("versions")
+        if recorded:
+            seen[json.dumps(recorded, sort_keys=True)] = recorded
+    return list(seen.values())
 
 
 def versions() -> dict[str, str]:
