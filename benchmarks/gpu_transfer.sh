@@ -4,7 +4,7 @@
 # targets x 3 epochs, validation capped at a fixed 2,000-row sample, seeds 0,1,2; learning rate chosen by
 # `bench calibrate` first. Every stage is `zoo-tupate` itself, sharing the resumable cache .bench-cache/.
 #
-# Inputs, carried beside the checkout in .gpu/ (see docs/prediction-quality.md for how they are made):
+# Inputs, carried beside the checkout in .gpu/ (made by benchmarks/gpu_inputs.sh):
 #   .gpu/minilm-fp16/  the model in fp16 (45 MB; upcast to float32 here into .gpu/minilm)
 #   .gpu/cr.tar.xz     ../shared/data/cr (unpacked here into .gpu/cr)
 #   .gpu/whl/          wheels the GPU image lacks (peft 0.21.2, platformdirs)
