@@ -55,6 +55,43 @@ def test_index_and_suggest_workflow(tmp_path: Path, home: Path) -> None:
     assert json.loads(out)["entries"] == 4
 
 
+def test_suggest_compares_lora_in_delta_and_other_methods_in_raw_by_default(tmp_path: Path, home: Path) -> None:
+    methods = ("lora", "bitfit", "prefix")
+    paths = [make_checkpoint(tmp_path / f"{m}{i}", m, perturb_seed=i + 1) for m in methods for i in range(3)]
+    code, _, err = run(home, "index", "add", *map(str, paths))
+    assert code == 0, err
+    stored: dict[str, set[str]] = {}
+    for entry in json.loads(run(home, "index", "ls", "--json")[1]):
+        stored.setdefault(entry["name"], set()).add(entry["repr"])
+    assert stored == {f"{m}{i}": {"raw", "delta"} if m == "lora" else {"raw"} for m in methods for i in range(3)}
+    for method in methods:
+        code, out, err = run(home, "suggest", "--target", f"{method}0", "--json")
+        assert code == 0, err
+        rows = json.loads(out)
+        want = "delta" if method == "lora" else "raw"
+        assert {r["name"] for r in rows} == {f"{method}1", f"{method}2"}
+        assert {(r["repr"], r["space"].split("/")[2]) for r in rows} == {(want, want)}
+        assert "note:" not in err
+    target = str(make_checkpoint(tmp_path / "target", perturb_seed=9))
+    code, out, err = run(home, "suggest", "--target", target, "--json")
+    assert code == 0, err
+    assert [r["repr"] for r in json.loads(out)] == ["delta"] * 3
+    code, out, err = run(home, "suggest", "--target", target, "--json", "--repr", "raw")
+    assert code == 0, err
+    assert [r["repr"] for r in json.loads(out)] == ["raw"] * 3
+
+
+def test_suggest_falls_back_to_raw_with_a_note_when_lora_was_indexed_raw_only(tmp_path: Path, home: Path) -> None:
+    paths = [make_checkpoint(tmp_path / f"src{i}", perturb_seed=i + 1) for i in range(3)]
+    code, _, err = run(home, "index", "add", *map(str, paths), "--repr", "raw")
+    assert code == 0, err
+    target = str(make_checkpoint(tmp_path / "target", perturb_seed=9))
+    code, out, err = run(home, "suggest", "--target", target, "--json")
+    assert code == 0, err
+    assert [r["repr"] for r in json.loads(out)] == ["raw"] * 3
+    assert err.count("note:") == 1 and "index add --repr both" in " ".join(err.split())
+
+
 def test_errors_are_one_line_without_traceback(tmp_path: Path, home: Path) -> None:
     corrupt = make_checkpoint(tmp_path / "bad")
     (corrupt / "adapter_model.safetensors").write_bytes(b"\x00" * 7)

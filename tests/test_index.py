@@ -25,13 +25,14 @@ def test_add_list_remove_and_cache(tmp_path: Path, home: Path) -> None:
     b = make_checkpoint(tmp_path / "b", perturb_seed=2)
     added = index.add(a, reprs=("raw", "delta"))
     assert {e.repr for e in added} == {"raw", "delta"}
-    index.add(b)
-    assert [(e.name, e.repr) for e in index.entries()] == [("a", "delta"), ("a", "raw"), ("b", "raw")]
+    index.add(b)  # the default stores both reprs of a LoRA checkpoint
+    assert [(e.name, e.repr) for e in index.entries()] == [("a", "delta"), ("a", "raw"), ("b", "delta"), ("b", "raw")]
     manifest_before = (home / "index" / "manifest.json").read_bytes()
     again = index.add(a, reprs=("raw", "delta"))  # known content: nothing recomputed or written
     assert (home / "index" / "manifest.json").read_bytes() == manifest_before
     assert {e.shard for e in again} == {e.shard for e in added}
-    np.testing.assert_array_equal(index.vectors(index.get("b"))[0], embed(b).vector)
+    raw_b = [e for e in index.get("b") if e.repr == "raw"]
+    np.testing.assert_array_equal(index.vectors(raw_b)[0], embed(b).vector)
     index.remove("a")
     assert index.names() == {"b"}
     with pytest.raises(EntryNotFound):
@@ -53,16 +54,16 @@ def test_rebuild_compacts_and_recovers_a_damaged_manifest(tmp_path: Path, home: 
     for i in range(4):
         index.add(make_checkpoint(tmp_path / f"m{i}", perturb_seed=i + 1))
     index.remove("m1")
-    vectors_before = {e.name: index.vectors([e])[0] for e in index.entries()}
+    vectors_before = {(e.name, e.space): index.vectors([e])[0] for e in index.entries()}
     (home / "index" / "manifest.json").write_text("{garbage")
     with pytest.raises(IndexError_, match="rebuild"):
         index.entries()
     report = index.rebuild()
     assert report["recovered"] == 1
     assert index.names() == {"m0", "m2", "m3"}  # the removed entry does not come back
-    assert len({e.shard for e in index.entries()}) == 1
+    assert len({e.shard for e in index.entries()}) == len({e.space for e in index.entries()}) == 2  # raw, delta
     for entry in index.entries():
-        np.testing.assert_array_equal(index.vectors([entry])[0], vectors_before[entry.name])
+        np.testing.assert_array_equal(index.vectors([entry])[0], vectors_before[(entry.name, entry.space)])
 
 
 def test_import_release_vectors_and_center(shared_dir: Path, home: Path) -> None:
@@ -86,6 +87,30 @@ def test_suggest_errors(tmp_path: Path, home: Path) -> None:
     index.add(make_checkpoint(tmp_path / "ia3", "ia3"))
     with pytest.raises(IncompatibleSpace, match="space"):
         index.suggest([target])
+
+
+def test_suggest_compares_lora_in_delta_by_default_and_falls_back_to_raw(tmp_path: Path, home: Path) -> None:
+    sources = [make_checkpoint(tmp_path / f"s{i}", perturb_seed=i + 1) for i in range(3)]
+    index = Index(home)
+    for path in sources:
+        index.add(path)
+    target = make_checkpoint(tmp_path / "t", perturb_seed=9)
+    both = [embed(target), embed(target, repr="delta")]
+    ranking = index.suggest(both)
+    assert [r.repr for r in ranking] == ["delta"] * 3 and not ranking.notes
+    assert {r.repr for r in index.suggest(both, reprs=("raw",))} == {"raw"}  # an explicit repr is kept
+
+    raw_only = Index(tmp_path / "raw-only")
+    for path in sources:
+        raw_only.add(path, reprs=("raw",))
+    fallback = raw_only.suggest(both)
+    assert [r.repr for r in fallback] == ["raw"] * 3
+    assert len(fallback.notes) == 1 and "index add --repr both" in fallback.notes[0]
+    # delta held only by the target entry itself: nothing to compare with there, so raw
+    raw_only.add(sources[0], name="s0", reprs=("raw", "delta"))
+    itself = raw_only.suggest([raw_only.embedding_of(e) for e in raw_only.get("s0")], exclude={"s0"})
+    assert sorted((r.name, r.repr) for r in itself) == [("s1", "raw"), ("s2", "raw")]
+    assert len(itself.notes) == 1
 
 
 def _train_lora(task: str, data_seed: int, steps: int = 40) -> dict:

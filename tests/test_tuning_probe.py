@@ -53,7 +53,7 @@ def test_plan_lists_one_probe_per_method_configuration(zoo: tuple[Index, Path]) 
     by_method = {(p.method, p.options["lora_r"] if p.method == "lora" else None): p for p in plans}
     assert set(by_method) == {("lora", 8), ("lora", 4), ("prefix", None)}
     lora8 = by_method[("lora", 8)]
-    assert lora8.entries == 2 and lora8.init_seed == 0 and lora8.lr == 5e-3
+    assert lora8.entries == 4 and lora8.init_seed == 0 and lora8.lr == 5e-3  # 2 sources × raw, delta
     assert lora8.rows == 64 and lora8.epochs == 2 and not lora8.cached
     assert lora8.rows_per_s and lora8.est_seconds == pytest.approx(64 * 2 / lora8.rows_per_s, abs=0.051)
     assert by_method[("lora", 4)].options["lora_alpha"] == 4
@@ -68,7 +68,7 @@ def test_ensure_probes_embeds_in_index_spaces_and_caches(zoo: tuple[Index, Path]
     notes: list[str] = []
     first = ensure_probes(str(target), index, str(pretrained_base()), base_model_id="tiny/bert", notes=notes)
     spaces = {e.space for e in index.entries()}
-    assert len(first) == 3 and {e.space for e in first} == spaces, notes
+    assert len(first) == len(spaces) == 4 and {e.space for e in first} == spaces, notes  # one LoRA delta space
     assert all(e.metadata["probe"] and e.metadata["epochs"] == 2 for e in first)
     cache = index.home / "cache" / "probes"
     folders = sorted(p for p in cache.iterdir() if p.is_dir())
@@ -106,7 +106,7 @@ def test_suggest_cli_with_dataset_target_tunes_missing_probes_once(zoo: tuple[In
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.stderr
     rows = json.loads(first.stdout)
-    assert rows and {r["method"] for r in rows} == {"lora"}
+    assert rows and {(r["method"], r["repr"]) for r in rows} == {("lora", "delta")}  # the default for LoRA
     assert "tuning" in first.stderr or "cached" in first.stderr
     folders = sorted(p.name for p in probe_root(index.home).iterdir() if p.is_dir())
     second = CliRunner().invoke(main, args)

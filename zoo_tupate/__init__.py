@@ -3,9 +3,9 @@
 Python API (the CLI is a thin layer over it)::
 
     from zoo_tupate import embed, Index
-    emb = embed("path/to/adapter", repr="raw", pooling="layer-mean")
+    emb = embed("path/to/lora", repr="delta", pooling="layer-mean")  # LoRA is compared in delta, others in raw
     index = Index("~/.cache/zoo-tupate")
-    index.add("path/to/adapter")
+    index.add("path/to/adapter")  # raw, and delta for LoRA
     index.suggest([emb], top_k=5)
 """
 

@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 
 from zoo_tupate.ann import ShardCache, shard_extras
 from zoo_tupate.cardfile import is_card, read_card
-from zoo_tupate.embedding import METHODS, Embedding
+from zoo_tupate.embedding import METHODS, REPRS, Embedding
 from zoo_tupate.errors import (
     CorruptCheckpoint,
     DegenerateAdapter,
@@ -111,9 +111,15 @@ class Index:
         return set(self.state().by_name())
 
     def vectors(self, entries: list[Entry]) -> np.ndarray:
-        """The vectors of ``entries`` stacked (read through memory maps)."""
+        """The vectors of ``entries`` stacked (read through memory maps); the entries must share one dimension
+        (:class:`IncompatibleSpace` otherwise: ask per space)."""
         if not entries:
             return np.zeros((0, 0), np.float32)
+        dims = {e.dim for e in entries}
+        if len(dims) > 1:
+            spaces = sorted({e.space for e in entries})
+            raise IncompatibleSpace(f"entries of {len(dims)} dimensions cannot be stacked (spaces "
+                                    f"{', '.join(spaces[:3])}{', ...' if len(spaces) > 3 else ''}): ask per space")
         out = np.empty((len(entries), entries[0].dim), np.float32)
         by_shard: dict[str, list[tuple[int, int]]] = {}
         for i, entry in enumerate(entries):
@@ -157,7 +163,7 @@ class Index:
         self,
         path: str | Path,
         name: str | None = None,
-        reprs: Iterable[str] = ("raw",),
+        reprs: Iterable[str] = REPRS,
         source: str | None = None,
         metadata: dict[str, Any] | None = None,
         force: bool = False,
@@ -168,7 +174,7 @@ class Index:
     ) -> list[Entry]:
         """Embed a checkpoint in each repr (cached by content hash) and add it; returns the entries.
 
-        ``repr`` ``delta`` is skipped with a note for methods other than LoRA when several reprs are asked.
+        By default both reprs; ``delta`` is skipped for methods other than LoRA when several reprs are asked.
         Degenerate adapters raise :class:`DegenerateAdapter` unless ``force``.
         """
         path = Path(path).expanduser()
@@ -310,8 +316,11 @@ class Index:
     ) -> Ranking:
         """Rank the zoo's entries for the target embeddings (one per space); the target is never ranked.
 
-        Spaces with many entries are searched through the stored sketches with an exact re-rank of the
-        best candidates (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan.
+        ``reprs`` compares only the targets in those representations; ``None`` (the default) compares each
+        method in its preferred one (LoRA: ``delta``, else ``raw``; see :mod:`zoo_tupate.defaults`), falling
+        back to ``raw`` with a note when the index holds no entry to compare it with. Spaces with many
+        entries are searched through the stored sketches with an exact re-rank of the best candidates
+        (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan.
         """
         for attempt in range(2):
             try:

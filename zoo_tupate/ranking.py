@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo_tupate import ann
+from zoo_tupate.defaults import DEFAULT_REPR, preferred_repr
 from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import EmptyZoo, IncompatibleSpace
 
@@ -80,6 +81,9 @@ def rank(
 ) -> Ranking:
     """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`).
 
+    ``reprs`` keeps the targets in those representations; ``None`` applies the default per method (see
+    :func:`preferred_targets`).
+
     Small spaces (at most ``ann.DIRECT_MAX_VALUES`` numbers) are scored directly on a copy. Larger ones
     are scanned through the memory maps: spaces with fewer than ``ann.EXACT_BELOW`` candidates, ``exact``,
     or when every row is wanted (``top_k=None``, ``ensemble``) by a full scan, else through the stored
@@ -91,9 +95,11 @@ def rank(
     methods = set(methods) if methods else None
     reprs = set(reprs) if reprs else None
     chosen = [t for t in targets if (methods is None or t.method in methods) and (reprs is None or t.repr in reprs)]
+    notes: list[str] = []
+    if reprs is None:
+        chosen, notes = preferred_targets(chosen, lambda t: _has_candidates(state, t.space, exclude))
     if not chosen:
         raise IncompatibleSpace("no target embedding matches the requested --methods/--repr")
-    notes: list[str] = []
     per_space: list[list[Suggestion]] = []
     for target in chosen:
         base = _space_base(state, index.root, target.space)
@@ -125,6 +131,46 @@ def rank(
     if top_k is not None:
         rows = _top(rows, top_k, ensemble)
     return Ranking(rows=rows, notes=notes)
+
+
+def preferred_targets(targets: list[Embedding], comparable: Callable[[Embedding], bool]
+                      ) -> tuple[list[Embedding], list[str]]:
+    """Per method, the targets in its preferred repr (:func:`~zoo_tupate.defaults.preferred_repr`).
+
+    When none of those is ``comparable`` (the index holds no candidate in its space), the method falls
+    back to its ``DEFAULT_REPR`` targets with a note saying why and how to fix it. Returns the targets
+    kept and the notes.
+    """
+    by_method: dict[str, list[Embedding]] = {}
+    for target in targets:
+        by_method.setdefault(target.method, []).append(target)
+    kept: list[Embedding] = []
+    notes: list[str] = []
+    for method, group in by_method.items():
+        want = preferred_repr(method)
+        keep = [t for t in group if t.repr == want]
+        fallback = [t for t in group if t.repr == DEFAULT_REPR]
+        if want != DEFAULT_REPR and fallback and not any(comparable(t) for t in keep):
+            notes.append(_fallback_note(method, want, bool(keep)))
+            keep = fallback
+        kept.extend(keep or group)
+    return kept, notes
+
+
+def _fallback_note(method: str, want: str, target_has_it: bool) -> str:
+    """Why ``method`` is compared in ``DEFAULT_REPR`` rather than ``want``, and what to do about it."""
+    head = f"{method} compared in {DEFAULT_REPR}, not {want} (the default, which ranks {method} sources better)"
+    fix = "'zoo-tupate index add --repr both PATH...'"
+    if target_has_it:
+        return (f"{head}: the index holds no {method} {want} entry to compare with; "
+                f"add them with {fix} or pull again")
+    return f"{head}: the target has no {want} embedding (an index entry target: re-add it with {fix})"
+
+
+def _has_candidates(state, space: str, exclude: set[str]) -> bool:
+    """Whether ``space`` holds an entry not excluded by name."""
+    names = state.cols["name"]
+    return any(names[slot] not in exclude for slot in state.by_space().get(space, ()))
 
 
 def _space_base(state, root: Path, space: str) -> tuple[np.ndarray, list[ann.ShardView]] | None:

@@ -30,11 +30,11 @@ BATCH = 4
 
 @dataclass
 class Pool:
-    """Distinct small LoRA checkpoints and their expected raw vectors."""
+    """Distinct small LoRA checkpoints and their expected vectors, by (name, repr)."""
 
     root: Path
     paths: list[Path] = field(default_factory=list)
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def take(self, n: int) -> list[Path]:
         out, self.paths = self.paths[:n], self.paths[n:]
@@ -49,7 +49,8 @@ def make_pool(root: Path, n: int, seed: int) -> Pool:
     for i in range(n):
         path = mc.write_ckpt(root / f"ck{seed}-{i:04d}", mc.st_bytes(mc.lora_tensors(np.random.default_rng([seed, i]))))
         pool.paths.append(path)
-        pool.vectors[path.name] = embed(path).vector
+        for repr_ in ("raw", "delta"):
+            pool.vectors[(path.name, repr_)] = embed(path, repr=repr_).vector
     return pool
 
 
@@ -107,11 +108,13 @@ def verify(home: Path, lower: set[str], upper: set[str], pool: Pool, label: str)
             problems.append(f"lost committed entries {sorted(lower - names)}")
         if not names <= upper:
             problems.append(f"entries that were never added {sorted(names - upper)}")
-        if entries:
-            matrix = index.vectors(entries)
-            for entry, row in zip(entries, matrix, strict=True):
-                if not np.array_equal(row, pool.vectors[entry.name]):
-                    problems.append(f"vector of {entry.name} differs from its embedding")
+        by_space: dict[str, list] = {}
+        for entry in entries:
+            by_space.setdefault(entry.space, []).append(entry)
+        for group in by_space.values():
+            for entry, row in zip(group, index.vectors(group), strict=True):
+                if not np.array_equal(row, pool.vectors[(entry.name, entry.repr)]):
+                    problems.append(f"{entry.repr} vector of {entry.name} differs from its embedding")
     except Exception as exc:  # noqa: BLE001 - any failure to read is a finding
         problems = [f"index unreadable: {type(exc).__name__}: {exc}"]
     return [f"{label}: {p}" for p in problems]
@@ -148,7 +151,7 @@ def rebuild_trial(home: Path, pool: Pool, rng: np.random.Generator, tally: Tally
 
     index = Index(home)
     for path in pool.take(2):  # fresh small shards so the rebuild has work to do
-        index.add(path)
+        index.add(path, reprs=("raw",))  # the pool's vectors are raw embeddings
     before = Index(home).names()
     proc = start_worker(["rebuild", str(home)])
     lines, killed = kill_after(proc, float(rng.uniform(0, 1.1 * tally.rebuild_s)), tally.problems)

@@ -72,6 +72,6 @@ def test_leftover_temp_files_are_ignored(tmp_path: Path) -> None:
     names.add(pool.paths[2].name)
     assert not verify(home, names, names, pool, "add with leftovers")
     report = Index(home).rebuild()
-    assert report["entries"] == 3
+    assert report["entries"] == 6  # 3 LoRA checkpoints, each in raw and delta
     assert not verify(home, names, names, pool, "after rebuild")
     assert not list(root.rglob("*.tmp")) and not (shard.parent / "orphan-never-committed.safetensors").exists()

@@ -23,7 +23,7 @@ def main() -> None:
     if mode == "add":
         index = Index(home)
         for path in sys.argv[3:]:
-            index.add(path)
+            index.add(path, reprs=("raw",))  # the pool's vectors are raw embeddings
             print(f"committed {Path(path).name}", flush=True)
         print(f"done {time.monotonic() - started:.4f}", flush=True)
     elif mode == "rebuild":

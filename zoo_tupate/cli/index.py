@@ -23,7 +23,8 @@ def command() -> None:
 @command.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Entry name (only with one path; default: the folder name).")
-@click.option("--repr", "repr_", type=click.Choice(["raw", "delta", "both"]), default="raw", show_default=True)
+@click.option("--repr", "repr_", type=click.Choice(["raw", "delta", "both"]), default="both", show_default=True,
+              help="Representations to index (delta only applies to LoRA).")
 @click.option("--pooling", type=click.Choice(POOLINGS), default="layer-mean", show_default=True)
 @click.option("--base-model-id", default=None, help="Identity of the base model for the embedding space.")
 @click.option("--include-heads", is_flag=True, help="Keep head / modules_to_save tensors.")

@@ -21,7 +21,7 @@ from zoo_tupate.targets import KINDS, resolve_target
 @click.option("--methods", "-m", multiple=True, type=click.Choice(METHODS + ("external",)),
               help="Only these methods (repeatable).")
 @click.option("--repr", "reprs", multiple=True, type=click.Choice(REPRS),
-              help=f"Representation(s) to compare in (default: {', '.join(defaults.SUGGEST_REPRS)}).")
+              help=f"Representation(s) to compare in (default: {defaults.describe_reprs()}).")
 @click.option("--pooling", type=click.Choice(POOLINGS), default=defaults.SUGGEST_POOLING, show_default=True)
 @click.option("--ensemble/--no-ensemble", default=defaults.SUGGEST_ENSEMBLE, show_default=True,
               help="One row per source, score averaged over methods.")
@@ -42,13 +42,12 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
             base_model_id: str | None, base_model: str | None, max_train: int | None, as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
     index = Index(home_from(ctx))
-    wanted = reprs or defaults.SUGGEST_REPRS
     probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
-    resolved = resolve_target(index, target, kind=target_kind, reprs=tuple(wanted), pooling=pooling,
+    resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
                               base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
                               max_train=max_train, announce=_announce, progress=True)
     ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
-                            methods=methods or None, reprs=wanted, ensemble=ensemble, center=center,
+                            methods=methods or None, reprs=reprs or None, ensemble=ensemble, center=center,
                             exact=exact)
     for note in resolved.notes + ranking.notes:
         console.print(f"[yellow]note:[/yellow] {note}")

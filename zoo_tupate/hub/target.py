@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from zoo_tupate.cardfile import read_card
 from zoo_tupate.catalog import classify_pattern
-from zoo_tupate.embedding import Embedding
+from zoo_tupate.embedding import REPRS, Embedding
 from zoo_tupate.errors import HubError, UnsupportedCheckpoint, ZooError
 from zoo_tupate.hub.client import describe, hub_cache, make_api, offline
 from zoo_tupate.hub.fetch import fetch
@@ -30,7 +30,7 @@ def parse_repo(target: str) -> tuple[str, str | None]:
 def resolve_target(
     target: str,
     index: Index,
-    reprs: Iterable[str] = ("raw",),
+    reprs: Iterable[str] = REPRS,
     pooling: str = "layer-mean",
     revision: str | None = None,
     base_model_id: str | None = None,

@@ -164,8 +164,9 @@ def ensure_probes(
     """Tune (or reuse) an early probe per method configuration in the index; return their embeddings.
 
     Each returned :class:`~zoo_tupate.Embedding` lies in a space of the index (others are dropped, with a
-    line appended to ``notes``). Raises :class:`DatasetError`/:class:`TuningError` for unusable data or
-    models.
+    line appended to ``notes``), one per space: a space several configurations serve (LoRA ``delta``
+    ignores rank and alpha) gets the probe of the one with most index entries. Raises
+    :class:`DatasetError`/:class:`TuningError` for unusable data or models.
     """
     from zoo_tupate import embed
     from zoo_tupate.space import normalize_base_model
@@ -177,7 +178,7 @@ def ensure_probes(
                         text_columns, label_column, max_eval, seed, batch_size, max_length, device,
                         measure=False, task=task)
     base_id = normalize_base_model(base_model, base_model_id)
-    out = []
+    best: dict[str, tuple[int, Any]] = {}
     for plan in plans:
         if not plan.cached:
             _tune_probe(plan, task, base_model, base_id, early_epochs, seed, batch_size, max_length, device,
@@ -194,8 +195,9 @@ def ensure_probes(
                 continue
             emb.metadata.update({"probe": True, "dataset": task.display_name, "probe_key": plan.key,
                                  "epochs": plan.epochs, "init_seed": plan.init_seed, "lr": plan.lr})
-            out.append(emb)
-    return out
+            if emb.space not in best or plan.entries > best[emb.space][0]:
+                best[emb.space] = (plan.entries, emb)
+    return [emb for _, emb in best.values()]
 
 
 def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, epochs: int, seed: int,
