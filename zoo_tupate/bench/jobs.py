@@ -68,8 +68,9 @@ def _execute_pool(jobs: list[Job], log: Log, workers: int, threads: int | None) 
     context = multiprocessing.get_context("spawn")
     failures: list[str] = []
     done = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(per_worker,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(per_worker,))
+    try:
         pending: dict[Future, Job] = {pool.submit(_run_in_worker, job): job for job in jobs}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -84,6 +85,10 @@ def _execute_pool(jobs: list[Job], log: Log, workers: int, threads: int | None) 
                 done += 1
                 for extra in follow:
                     pending[pool.submit(_run_in_worker, extra)] = extra
+    except BaseException:  # Ctrl-C: drop the queued jobs; running ones finish their atomic writes
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     if failures:
         raise TuningError(f"{len(failures)} job(s) failed (the rest are cached): " + "; ".join(failures[:3]))
     return done
