@@ -191,3 +191,21 @@ def test_a_failing_job_in_a_worker_is_reported_and_the_others_still_finish(setup
         transfer_mod.run(config, stages=("transfer",))
     done = sorted(p.name for p in (config.transfer_dir() / "pairs").glob("*.json"))
     assert done == ["-__pairs__s0.json", "-__senti__s0.json", "pairs__senti__s0.json", "senti__pairs__s0.json"]
+
+
+def test_probe_learning_rates_are_used_and_name_their_own_cache(setup, tmp_path):
+    from zoo_tupate.bench.predict import probe_folder
+    from zoo_tupate.cli import main
+
+    tasks, model = setup
+    config = _config(tasks, model, tmp_path / "cache")
+    config.tasks, config.probe_methods, config.offshelf_methods = ["senti", "pairs"], ("lora",), ()
+    default_key = config.probe_key()
+    config.probe_lrs = {"lora": 3e-3}
+    assert config.probe_key() != default_key  # probes at another rate never mix with the default ones
+    transfer_mod.run(config, stages=("probes",))
+    log = json.loads((probe_folder(config, "senti", 0) / "lora" / "train_log.json").read_text(encoding="utf-8"))
+    assert log["lr"] == 3e-3
+    bad = CliRunner().invoke(main, ["bench", "transfer", "--tasks-dir", str(tasks), "--tasks", "senti,pairs",
+                                    "--base-model", str(model), "--probe-lr", "lora:3e-3", "--stage", "probes"])
+    assert bad.exit_code == 2 and "METHOD=LR" in bad.output

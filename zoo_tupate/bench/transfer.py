@@ -66,6 +66,7 @@ class TransferConfig:
     offshelf_init_seed: int = 1
     offshelf_methods: tuple[str, ...] = ("lora", "prefix")
     taskemb_rows: int = 64
+    probe_lrs: dict[str, float] = field(default_factory=dict)  # method -> learning rate (default: tune's)
     device: str = "auto"
     workers: int = 1
     threads: int | None = None
@@ -83,6 +84,9 @@ class TransferConfig:
                 raise DatasetError(f"{self.tasks_dir / task}: no such task folder")
         if self.probe_early_epochs > self.probe_epochs:
             raise TuningError("--probe-early-epochs exceeds --probe-epochs")
+        unknown = sorted(set(self.probe_lrs) - set(self.probe_methods))
+        if unknown:
+            raise TuningError(f"--probe-lr names methods that are not probed: {', '.join(unknown)}")
 
     def recipe(self) -> Recipe:
         from zoo_tupate.tuning.train import resolve_device
@@ -106,11 +110,14 @@ class TransferConfig:
 
     def probe_settings(self) -> dict[str, Any]:
         """The settings the probes and baseline vectors depend on."""
-        return {
+        settings = {
             "base_model": str(self.base_model), "tasks_dir": str(self.tasks_dir), "train_rows": self.train_rows,
             "probe_epochs": self.probe_epochs, "probe_early_epochs": self.probe_early_epochs,
             "probe_val_rows": self.probe_val_rows, "max_length": self.max_length, "batch_size": self.batch_size,
         }
+        if self.probe_lrs:  # only when set, so caches made before the option keep their key
+            settings["probe_lrs"] = dict(sorted(self.probe_lrs.items()))
+        return settings
 
     def key(self) -> str:
         return "transfer-" + _digest(self.transfer_settings())

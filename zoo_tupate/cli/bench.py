@@ -30,6 +30,19 @@ def command() -> None:
     """Benchmarks: measured transfer for evaluating the rankers (see ``zoo-tupate eval``)."""
 
 
+def _method_lrs(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for value in values:
+        method, sep, lr = value.partition("=")
+        try:
+            out[method.strip()] = float(lr)
+        except ValueError:
+            sep = ""
+        if not sep or not method.strip():
+            raise click.BadParameter(f"{value!r}: expected METHOD=LR, e.g. lora=2e-3")
+    return out
+
+
 def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
     """The options that define a transfer run (shared by ``transfer`` and ``calibrate``)."""
     options = [
@@ -59,6 +72,8 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
         click.option("--probe-methods", default="lora,bitfit,prefix", callback=_csv, show_default=True),
         click.option("--offshelf-methods", default="lora,prefix", callback=_csv, show_default=True,
                      help="Methods whose sources are tuned again from another init seed (off-the-shelf)."),
+        click.option("--probe-lr", "probe_lrs", multiple=True, callback=_method_lrs, metavar="METHOD=LR",
+                     help="A probe method's learning rate (repeatable; default: the first of the paper's grid)."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present), cpu or cuda[:N]; not part of the cache key."),
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
