@@ -64,6 +64,21 @@ def measured_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def probe_table(doc: dict[str, Any]) -> list[str]:
+    """Each same-init probe's best validation score on its own task (×100), beside the majority rate."""
+    quality = doc.get("probe_quality") or {}
+    groups = [g for g in quality if g.startswith("init0/")]
+    if not groups:
+        return ["(no probe records in this file)"]
+    lrs = {g: sorted({v["lr"] for v in quality[g].values() if v.get("lr")}) for g in groups}
+    head = " | ".join(f"{g.split('/')[1]} (lr {', '.join(f'{x:g}' for x in lrs[g])})" for g in groups)
+    lines = [f"| task | majority | {head} |", "|---|---|" + "---|" * len(groups)]
+    for task in doc["tasks"]:
+        cells = [pct(quality[g].get(task, {}).get("best")) for g in groups]
+        lines.append(f"| {task} | {pct(doc['measured'][task]['majority_rate'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _mean(values: dict[str, float], seeds: list[str]) -> float:
     return float(np.mean([values[s] for s in seeds]))
 
@@ -196,6 +211,8 @@ def main() -> None:
     print("\n".join(measured_table(doc)) + "\n")
     print("### Signal in the measured matrix\n")
     print("\n".join(signal(doc)) + "\n")
+    print("### How well the probes learned their own tasks (best validation score, ×100)\n")
+    print("\n".join(probe_table(doc)) + "\n")
     print("### Ranking quality\n")
     print("\n".join(method_table(scored, args.methods)) + "\n")
     print("### TuPaTE options, paired\n")

@@ -65,6 +65,8 @@ def test_cli_run_writes_a_matrix_that_eval_scores(setup, tmp_path):
     assert "offshelf/bitfit/raw/layer-mean/best/cos" not in predictions  # bitfit's init seed changes nothing
     assert doc["versions"]["torch"] and doc["config"]["train_rows"] == 16
     assert [v["device"] for v in doc["measured_with"]] == ["cpu"]  # what the measurements ran on
+    quality = doc["probe_quality"]["init0/lora"]["senti"]  # how well each probe learned its own task
+    assert 0.0 <= quality["best"] <= 1.0 and quality["best"] >= quality["early"] and quality["lr"] > 0
 
     result = CliRunner().invoke(main, ["eval", "--matrix", str(out), "--json", "-m", "datasize", "-m", "random",
                                        "-m", "tupate/*/raw/layer-mean/best/cos", "--keep-constant"])

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zoo_tupate.bench.cache import write_json
+from zoo_tupate.bench.cache import read_json, write_json
 from zoo_tupate.bench.jobs import RUNNERS, Job
 from zoo_tupate.errors import ZooError
 from zoo_tupate.ranking import cosine_scores
@@ -80,6 +80,21 @@ def _probe_job(job: Job, _tasks: TaskSet, log: Callable[[str], None]) -> list[Jo
 
 
 RUNNERS["probe"] = _probe_job
+
+
+def probe_quality(config: TransferConfig) -> dict[str, dict[str, dict[str, Any]]]:
+    """How well each probe learned its own task: ``{"init<k>/<method>": {task: {lr, early, best, best_epoch,
+    device}}}`` from the probes' ``train_log.json`` (validation scores on the probe's own sample)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for init in init_seeds(config):
+        for method in config.probe_methods:
+            for task in config.tasks:
+                log = read_json(probe_folder(config, task, init) / method / "train_log.json")
+                if log:
+                    out.setdefault(f"init{init}/{method}", {})[task] = {
+                        "lr": log.get("lr"), "early": log.get("early_metric"), "best": log.get("best_metric"),
+                        "best_epoch": log.get("best_epoch"), "device": log.get("device")}
+    return out
 
 
 def _probe_vectors(config: TransferConfig, notes: list[str]) -> dict[tuple, np.ndarray]:

@@ -348,7 +348,7 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
         run_baseline_stage(config, tasks, log)
     if "report" not in stages:
         return None
-    from zoo_tupate.bench.predict import all_predictions
+    from zoo_tupate.bench.predict import all_predictions, probe_quality
 
     predictions, notes = all_predictions(config, tasks, log)
     document = {
@@ -360,6 +360,7 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
         "seeds": list(config.seeds),
         "measured": measured(config, tasks),
         "predictions": predictions,
+        "probe_quality": probe_quality(config),
         "notes": notes,
         "timings": _timings(config),
         "versions": versions(),
