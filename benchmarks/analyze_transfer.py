@@ -179,7 +179,7 @@ def option_table(scored: dict[str, Any]) -> list[str]:
             better = sum(scored[y]["ndcg"] > scored[x]["ndcg"] for x, y in pairs)
             diffs = []
             for x, y in pairs:
-                common = set(scored[x]["per_target"]) & set(scored[y]["per_target"])
+                common = sorted(set(scored[x]["per_target"]) & set(scored[y]["per_target"]))
                 diffs.extend(scored[y]["per_target"][t]["rho"] - scored[x]["per_target"][t]["rho"] for t in common)
             lo, hi = bootstrap_ci(diffs)
             lines.append(f"| {condition}: {option} {a_value} → {b_value} | {len(pairs)} | "
