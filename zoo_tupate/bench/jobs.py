@@ -10,7 +10,6 @@ submitted, and a failing job is logged and reported at the end while the others 
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,7 +107,4 @@ def _run_in_worker(job: Job) -> list[Job]:
     key = job.config.data_key()
     if _WORKER.get("key") != key:
         _WORKER.update(key=key, tasks=TaskSet(job.config))
-    started = time.perf_counter()
-    follow = RUNNERS[job.kind](job, _WORKER["tasks"], log_line)
-    _WORKER["busy_s"] = _WORKER.get("busy_s", 0.0) + time.perf_counter() - started
-    return follow
+    return RUNNERS[job.kind](job, _WORKER["tasks"], log_line)
