@@ -21,3 +21,30 @@ def default_home() -> Path:
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` asks for cache-only Hub access."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+HUB_TIMEOUT_ENV = "ZOO_TUPATE_HUB_TIMEOUT"
+#: Seconds one repo's Hub traffic (resolve + download) may take in ``pull`` / ``suggest --target org/name``.
+DEFAULT_HUB_TIMEOUT = 300.0
+
+
+def parse_timeout(value: str | float | None, what: str = HUB_TIMEOUT_ENV) -> float | None:
+    """Seconds from ``value``; ``None`` for no deadline (``0``, ``none``, ``off``); ValueError when not a number."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in {"0", "none", "off", "inf", ""}:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{what}={value!r}: not a number of seconds (0 or 'none' for no deadline)") from None
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"{what}={value!r}: must be a positive number of seconds (0 or 'none' for no deadline)")
+    return None if seconds in (0.0, float("inf")) else seconds
+
+
+def hub_timeout() -> float | None:
+    """The per-repo Hub deadline: ``$ZOO_TUPATE_HUB_TIMEOUT`` seconds (default 300; 0 or ``none``: no deadline)."""
+    value = os.environ.get(HUB_TIMEOUT_ENV)
+    return DEFAULT_HUB_TIMEOUT if value is None else parse_timeout(value)

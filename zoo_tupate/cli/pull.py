@@ -23,22 +23,26 @@ from zoo_tupate.index import Index
               help="Representations to index (delta only applies to LoRA).")
 @click.option("--pooling", type=click.Choice(POOLINGS), default="layer-mean", show_default=True)
 @click.option("--force", is_flag=True, help="Re-index repos already indexed at this commit; index degenerate ones.")
+@click.option("--timeout", default=None, metavar="SECONDS",
+              help="Deadline for each repo's Hub traffic (default: $ZOO_TUPATE_HUB_TIMEOUT or 300; 0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-repo results as JSON on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, patterns: tuple[str, ...], base_model: str | None, methods: tuple[str, ...],
             revision: str | None, search: bool, jobs: int, repr_: str, pooling: str, force: bool,
-            as_json: bool) -> None:
+            timeout: str | None, as_json: bool) -> None:
     """Pull PATTERNs into the index: catalog tasks (glue/*, rte), AdapterHub ids (nli/rte@ukp) or Hub repos
     (org/name[@rev], hub:org/name[@rev]). Only adapter files are downloaded; entries are named by repo id.
     A repo already indexed at the same commit is not downloaded again. Exit status 1 if any repo failed."""
     from zoo_tupate.hub import pull
+    from zoo_tupate.hub.deadline import using_timeout
 
     index = Index(home_from(ctx))
     reprs = ("raw", "delta") if repr_ == "both" else (repr_,)
-    results = pull(patterns, index, base_model=base_model, methods=methods or None, revision=revision,
-                   search=search, jobs=jobs, progress=True, reprs=reprs, pooling=pooling, force=force,
-                   console=console)
+    with using_timeout(timeout):
+        results = pull(patterns, index, base_model=base_model, methods=methods or None, revision=revision,
+                       search=search, jobs=jobs, progress=True, reprs=reprs, pooling=pooling, force=force,
+                       console=console)
     if as_json:
         print_json([r.to_json() for r in results])
     else:
@@ -52,4 +56,5 @@ def command(ctx: click.Context, patterns: tuple[str, ...], base_model: str | Non
         console.print(table)
     failed = [r for r in results if r.outcome == "failed"]
     if failed:
-        fail(f"{len(failed)} of {len(results)} repos failed")
+        more = f" (and {len(failed) - 1} more, see above)" if len(failed) > 1 else ""
+        fail(f"{len(failed)} of {len(results)} repos failed: {failed[0].reason}{more}")

@@ -8,6 +8,7 @@ from rich.table import Table
 from zoo_tupate import defaults
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
 from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
+from zoo_tupate.hub.deadline import using_timeout
 from zoo_tupate.index import Index
 from zoo_tupate.targets import KINDS, resolve_target
 
@@ -34,18 +35,22 @@ from zoo_tupate.targets import KINDS, resolve_target
               help="Dataset targets: the model (Hub id or folder) their probes are tuned on.")
 @click.option("--max-train", type=click.IntRange(min=2), default=None,
               help="Dataset targets: cap on the probe's training rows.")
+@click.option("--timeout", default=None, metavar="SECONDS",
+              help="Hub targets: deadline for the repo's Hub traffic (default: $ZOO_TUPATE_HUB_TIMEOUT or 300).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
             reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool,
-            base_model_id: str | None, base_model: str | None, max_train: int | None, as_json: bool) -> None:
+            base_model_id: str | None, base_model: str | None, max_train: int | None, timeout: str | None,
+            as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
     index = Index(home_from(ctx))
     probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
-    resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
-                              base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
-                              max_train=max_train, announce=_announce, progress=True)
+    with using_timeout(timeout):
+        resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
+                                  base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
+                                  max_train=max_train, announce=_announce, progress=True)
     ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
                             methods=methods or None, reprs=reprs or None, ensemble=ensemble, center=center,
                             exact=exact)

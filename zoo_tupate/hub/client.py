@@ -7,12 +7,13 @@ local server. The token comes from huggingface_hub's usual sources and is never 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from zoo_tupate.constants import hub_offline
 from zoo_tupate.errors import HubError
-from zoo_tupate.redact import redact
+from zoo_tupate.redact import redact, strip_url_secrets
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -20,6 +21,11 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 def endpoint() -> str:
     """The Hub endpoint: ``$HF_ENDPOINT`` or the public Hub."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def public_endpoint() -> str:
+    """The endpoint as it may be shown or stored: without ``user:password@`` or token-like parameters."""
+    return strip_url_secrets(endpoint())
 
 
 def offline() -> bool:
@@ -32,11 +38,45 @@ def hub_cache(home: str | Path) -> Path:
     return Path(home).expanduser() / "cache" / "hub"
 
 
-def make_api():
-    """An ``HfApi`` for the current endpoint (token from huggingface_hub's usual sources)."""
+def make_api(headers: dict[str, str] | None = None):
+    """An ``HfApi`` for the current endpoint (token from huggingface_hub's usual sources).
+
+    ``headers`` go with every request (a repo deadline's key, see :mod:`zoo_tupate.hub.deadline`).
+    """
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=endpoint(), library_name="zoo-tupate", library_version=_version())
+    prepare()
+    return HfApi(endpoint=endpoint(), library_name="zoo-tupate", library_version=_version(), headers=headers)
+
+
+def prepare() -> None:
+    """Before any Hub call: timeouts on huggingface_hub's client, and its log lines redacted."""
+    from zoo_tupate.hub.transport import install
+
+    install()
+    _redact_library_logs()
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts huggingface_hub's log records (retry warnings name the URL, credentials included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+            record.msg, record.args = redact(message), ()
+        except Exception:  # noqa: BLE001 - logging must never fail
+            pass
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def _redact_library_logs() -> None:
+    logger = logging.getLogger("huggingface_hub")
+    for target in (logger, *logger.handlers):
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
 
 
 def _version() -> str:
@@ -51,17 +91,26 @@ def hub_error(exc: BaseException, repo: str, revision: str | None = None, action
 
 
 def describe(exc: BaseException, repo: str, revision: str | None = None, action: str = "") -> str:
-    """One line saying what went wrong with ``repo`` (``exc`` from huggingface_hub, httpx or the OS)."""
+    """One line saying what went wrong with ``repo`` (``exc`` from huggingface_hub, httpx or the OS).
+
+    The reason is precise: not found, HTTP status, connection refused, timeout, a transfer cut short
+    (truncated), a size mismatch; a deadline's own message is kept as it is.
+    """
     from huggingface_hub import errors as hf
 
+    from zoo_tupate.hub.deadline import HubTimeout
+
+    if isinstance(exc, HubTimeout):
+        return str(exc)
     where = f"{repo}@{revision}" if revision else repo
     prefix = f"{where}: {action + ': ' if action else ''}"
+    hub = public_endpoint()
     if isinstance(exc, hf.RevisionNotFoundError):
-        return f"{prefix}revision {revision or 'main'!r} not found on {endpoint()}"
+        return f"{prefix}revision {revision or 'main'!r} not found on {hub}"
     if isinstance(exc, hf.GatedRepoError):
         return f"{prefix}gated repo: request access on the Hub and log in (hf auth login)"
     if isinstance(exc, hf.RepositoryNotFoundError):
-        return f"{prefix}repo not found on {endpoint()} (or private and the token has no access)"
+        return f"{prefix}repo not found on {hub} (or private and the token has no access)"
     if isinstance(exc, (hf.RemoteEntryNotFoundError, hf.EntryNotFoundError)) and not isinstance(
         exc, hf.LocalEntryNotFoundError
     ):
@@ -79,18 +128,72 @@ def describe(exc: BaseException, repo: str, revision: str | None = None, action:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         server = " ".join((getattr(exc, "server_message", None) or "").split())
         return f"{prefix}Hub answered HTTP {status}: {server[:300] or _first_line(exc)}"
-    if _is_network_error(exc):
-        return f"{prefix}cannot reach the Hub at {endpoint()} ({type(exc).__name__}: {_first_line(exc)})"
+    network = _network_reason(exc, hub)
+    if network:
+        return f"{prefix}{network}"
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return f"{prefix}truncated download: {_size_mismatch(exc)}"
     if isinstance(exc, OSError):
         return f"{prefix}download failed ({_first_line(exc)})"
     return f"{prefix}{type(exc).__name__}: {_first_line(exc)}"
 
 
-def _is_network_error(exc: BaseException) -> bool:
+def _httpx():
     try:
         import httpx2 as httpx  # huggingface_hub 2.x
     except ImportError:  # pragma: no cover - older huggingface_hub
         import httpx  # type: ignore[no-redef]
+    return httpx
+
+
+def _network_reason(exc: BaseException, hub: str) -> str:
+    """What a connection-level failure was (refused, timeout, cut short, ...); empty for anything else."""
+    httpx = _httpx()
+    if not _is_network_error(exc):
+        return ""
+    text = _first_line(exc)
+    target = _request_target(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"timed out connecting to the Hub at {hub}{target}"
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout, TimeoutError)):
+        from zoo_tupate.hub.transport import io_timeout
+
+        return f"timed out: the Hub at {hub} sent nothing for {io_timeout():g} s{target} (HF_HUB_DOWNLOAD_TIMEOUT)"
+    if isinstance(exc, httpx.RemoteProtocolError) or "incomplete" in text.lower():
+        return f"truncated: the connection closed before the end of the answer{target} ({text})"
+    lowered = text.lower()
+    if isinstance(exc, ConnectionRefusedError) or "refused" in lowered:
+        return f"connection refused by {hub} (nothing listening there?)"
+    if "name or service not known" in lowered or "nodename nor servname" in lowered or "resolution" in lowered:
+        return f"cannot resolve the Hub's host name in {hub}"
+    if isinstance(exc, (httpx.ReadError, ConnectionResetError)) or "reset" in lowered:
+        return f"connection to {hub} reset{target} ({text})"
+    return f"cannot reach the Hub at {hub} ({type(exc).__name__}: {text})"
+
+
+def _request_target(exc: BaseException) -> str:
+    """`` during GET <file>`` when httpx recorded the request, else empty."""
+    try:
+        request = exc.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return ""
+    from zoo_tupate.hub.transport import describe_url
+
+    return f" during {request.method} {describe_url(request.url)}"
+
+
+def _size_mismatch(exc: BaseException) -> str:
+    import re
+
+    match = re.search(r"should be of size (\d+) but has size (\d+) \((.*?)\)", str(exc))
+    if not match:
+        return _first_line(exc)
+    expected, got, name = match.groups()
+    return f"{name}: received {int(got):,} of {int(expected):,} bytes"
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    httpx = _httpx()
     return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
 
 

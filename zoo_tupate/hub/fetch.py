@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from zoo_tupate.errors import HubError
-from zoo_tupate.hub.client import endpoint
+from zoo_tupate.hub.client import endpoint, prepare
 from zoo_tupate.hub.resolve import FileMeta, RepoState
 
 #: Files fetched at once within one repo (repos themselves run in parallel too).
@@ -28,14 +28,17 @@ def fetch(
     cache_dir: Path,
     local_only: bool = False,
     tqdm_class: type | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Path:
     """Fetch ``files`` of ``state.repo`` at ``state.sha`` (or find them in the cache); return a plain folder.
 
     Each file is checked against the size and hash the Hub listed; a mismatch removes the bad copy from
-    the cache and raises :class:`HubError` (a re-run downloads it again).
+    the cache and raises :class:`HubError` (a re-run downloads it again). ``headers`` go with every request
+    (a repo deadline's key).
     """
     from huggingface_hub import snapshot_download
 
+    prepare()
     folder = Path(
         snapshot_download(
             state.repo,
@@ -46,6 +49,7 @@ def fetch(
             endpoint=endpoint(),
             tqdm_class=tqdm_class,
             max_workers=FILE_WORKERS,
+            headers=headers,
         )
     )
     missing = [f for f in files if not (folder / f).is_file()]
@@ -109,12 +113,14 @@ def verify(path: Path, meta: FileMeta | None, where: str) -> None:
         elif len(blob.name) == 40:
             expected_sha1 = blob.name
     problem = None
-    if meta and meta.size is not None and blob.stat().st_size != meta.size:
-        problem = f"{blob.stat().st_size} bytes where the Hub lists {meta.size}"
+    size = blob.stat().st_size
+    if meta and meta.size is not None and size != meta.size:
+        kind = "truncated" if size < meta.size else "size mismatch"
+        problem = f"{kind}: downloaded {path.name} has {size:,} bytes where the Hub lists {meta.size:,}"
     elif expected_sha256 and sha256_file(blob) != expected_sha256:
-        problem = "its sha256 differs from the Hub's"
+        problem = f"hash mismatch: downloaded {path.name} is corrupt (its sha256 differs from the Hub's)"
     elif expected_sha1 and git_blob_sha1(blob) != expected_sha1:
-        problem = "its git hash differs from the Hub's"
+        problem = f"hash mismatch: downloaded {path.name} is corrupt (its git hash differs from the Hub's)"
     if problem is None:
         return
     for stale in {path, blob}:
@@ -122,4 +128,4 @@ def verify(path: Path, meta: FileMeta | None, where: str) -> None:
             stale.unlink()
         except OSError:
             pass
-    raise HubError(f"{where}: downloaded {path.name} is corrupt ({problem}); removed it from the cache, pull again")
+    raise HubError(f"{where}: {problem}; removed it from the cache, pull again")

@@ -21,7 +21,8 @@ from rich.table import Table
 from zoo_tupate.cardfile import read_card
 from zoo_tupate.catalog import TaskCard
 from zoo_tupate.errors import CatalogError, DegenerateAdapter, ZooError
-from zoo_tupate.hub.client import describe, endpoint, hub_cache, is_network_error, make_api, offline
+from zoo_tupate.hub.client import describe, hub_cache, is_network_error, make_api, offline, public_endpoint
+from zoo_tupate.hub.deadline import configured_timeout, repo_deadline
 from zoo_tupate.hub.fetch import fetch
 from zoo_tupate.hub.progress import RepoProgress
 from zoo_tupate.hub.resolve import (
@@ -88,6 +89,7 @@ def pull(
     catalog: dict[str, TaskCard] | None = None,
     console: Console | None = None,
     on_search: Callable[[list[SearchHit]], None] | None = None,
+    timeout: float | None = None,
 ) -> list[PullResult]:
     """Pull the repos ``patterns`` name into ``index`` (see the module docstring); one result per repo.
 
@@ -95,6 +97,7 @@ def pull(
     search hints, or the patterns that name nothing known) and pulls what it finds, after showing it.
     ``force`` re-indexes repos whose commit is already indexed and indexes degenerate adapters.
     ``progress``: notes, search results and (on a terminal) per-repo progress rows on ``console`` (stderr).
+    ``timeout``: seconds each repo's Hub traffic may take (default: ``$ZOO_TUPATE_HUB_TIMEOUT``, 300 s).
     """
     console = console or Console(stderr=True)
     patterns = list(patterns)
@@ -117,7 +120,7 @@ def pull(
                            + (f" with base model {base_model}" if base_model else "")
                            + (f" ({notes[0]})" if notes else ""))
     return pull_requests(requests, index, jobs=jobs, progress=progress, reprs=reprs, pooling=pooling,
-                         force=force, console=console)
+                         force=force, console=console, timeout=timeout)
 
 
 def pull_requests(
@@ -129,6 +132,7 @@ def pull_requests(
     pooling: str = "layer-mean",
     force: bool = False,
     console: Console | None = None,
+    timeout: float | None = None,
 ) -> list[PullResult]:
     """Fetch and index already-resolved repo requests (see :func:`pull`)."""
     reprs = tuple(reprs)
@@ -136,14 +140,14 @@ def pull_requests(
     indexed_sources = {e.source for e in index.entries()}
     cache_dir = hub_cache(index.home)
     is_offline = offline()
-    api = None if is_offline else make_api()
+    seconds = timeout if timeout is not None else configured_timeout()
     results: dict[int, PullResult] = {}
     with RepoProgress(progress and console.is_terminal, console=console) as display:
         for req in requests:
             display.add(_key(req))
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="zoo-pull") as pool:
             futures = {
-                pool.submit(_fetch_one, req, api, cache_dir, is_offline, indexed_sources, force, display): i
+                pool.submit(_fetch_one, req, seconds, cache_dir, is_offline, indexed_sources, force, display): i
                 for i, req in enumerate(requests)
             }
             for future in as_completed(futures):
@@ -178,7 +182,22 @@ def _failed(req: RepoRequest, sha: str | None, reason: str) -> PullResult:
 
 def _fetch_one(
     req: RepoRequest,
-    api: Any,
+    seconds: float | None,
+    cache_dir: Path,
+    is_offline: bool,
+    indexed_sources: set[str],
+    force: bool,
+    display: RepoProgress,
+) -> PullResult | _Fetched:
+    """Resolve and download one repo, its Hub traffic bounded by a deadline of ``seconds``."""
+    with repo_deadline(req.repo, None if is_offline else seconds) as deadline:
+        headers = deadline.headers if deadline else None
+        return _fetch_within(req, headers, cache_dir, is_offline, indexed_sources, force, display)
+
+
+def _fetch_within(
+    req: RepoRequest,
+    headers: dict[str, str] | None,
     cache_dir: Path,
     is_offline: bool,
     indexed_sources: set[str],
@@ -196,7 +215,7 @@ def _fetch_one(
                 return _failed(req, None, f"{key}: not in the local cache and HF_HUB_OFFLINE is set")
         else:
             try:
-                state = remote_state(api, req.repo, req.revision)
+                state = remote_state(make_api(headers), req.repo, req.revision)
             except Exception as exc:
                 state = cached_state(cache_dir, req.repo, req.revision) if _can_fall_back(exc) else None
                 if state is None:
@@ -209,7 +228,7 @@ def _fetch_one(
         kind, files = select_files(state)
         display.status(key, f"fetching {len(files)} files")
         folder = fetch(state, files, cache_dir, local_only=is_offline or state.from_cache,
-                       tqdm_class=display.tqdm_class(key))
+                       tqdm_class=display.tqdm_class(key), headers=headers)
         if not state.from_cache:
             remember_ref(cache_dir, req.repo, req.revision, state.sha)
         return _Fetched(req, state, kind, files, folder, note)
@@ -224,7 +243,9 @@ def _can_fall_back(exc: BaseException) -> bool:
     """Network failures and server errors (not 'repo/revision not found') may be served from the cache."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    if is_network_error(exc):
+    from zoo_tupate.hub.deadline import HubTimeout
+
+    if is_network_error(exc) or isinstance(exc, HubTimeout):
         return True
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return isinstance(exc, HfHubHTTPError) and status is not None and status >= 500
@@ -235,7 +256,7 @@ def _index_one(got: _Fetched, index: Index, reprs: tuple[str, ...], pooling: str
     source = f"{req.repo}@{state.sha}"
     result = PullResult(req.repo, req.revision, sha=state.sha, kind=got.kind, task=req.task, method=req.method,
                         files=list(got.files))
-    metadata = {"hub": {"repo": req.repo, "revision": req.revision, "sha": state.sha, "endpoint": endpoint(),
+    metadata = {"hub": {"repo": req.repo, "revision": req.revision, "sha": state.sha, "endpoint": public_endpoint(),
                         "kind": got.kind, "files": list(got.files), **({"task": req.task} if req.task else {})}}
     try:
         if got.kind == "card":
@@ -286,7 +307,7 @@ def _search(patterns: list[str], unknown: list[str], base_model: str | None, met
 
 def _show_hits(hits: list[SearchHit], console: Console, base_model: str | None) -> None:
     title = f"found {len(hits)} PEFT adapter repo(s)" + (f" of {base_model}" if base_model else "")
-    table = Table(title=f"{title} on {endpoint()}")
+    table = Table(title=f"{title} on {public_endpoint()}")
     for column in ("repo", "methods", "base model", "found by"):
         table.add_column(column, overflow="fold")
     for hit in hits:

@@ -22,7 +22,7 @@ from zoo_tupate.errors import HubError, UnsupportedCheckpoint, ZooError
 from zoo_tupate.hub.client import hub_error, make_api
 from zoo_tupate.index import Index
 from zoo_tupate.readers.base import CONFIG_FILES, HEAD_FILES, WEIGHT_FILES, open_checkpoint
-from zoo_tupate.redact import redact
+from zoo_tupate.redact import redact, strip_url_secrets
 
 MARKER_FILE = "zoo_tupate.json"
 TAG = "zoo-tupate"
@@ -192,5 +192,6 @@ def _upload(repo: str, files: dict[str, Path], marker: bytes, private: bool, cre
         raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub/httpx errors become one line
         raise hub_error(exc, repo, action="upload") from None
-    return PushResult(repo=repo, commit=commit.oid, url=str(url), files=sorted([*files, MARKER_FILE]),
-                      created=created, pr_url=commit.pr_url)
+    return PushResult(repo=repo, commit=commit.oid, url=strip_url_secrets(str(url)),
+                      files=sorted([*files, MARKER_FILE]), created=created,
+                      pr_url=strip_url_secrets(commit.pr_url) if commit.pr_url else None)

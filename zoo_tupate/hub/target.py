@@ -9,6 +9,7 @@ from zoo_tupate.catalog import classify_pattern
 from zoo_tupate.embedding import REPRS, Embedding
 from zoo_tupate.errors import HubError, UnsupportedCheckpoint, ZooError
 from zoo_tupate.hub.client import describe, hub_cache, make_api, offline
+from zoo_tupate.hub.deadline import configured_timeout, repo_deadline
 from zoo_tupate.hub.fetch import fetch
 from zoo_tupate.hub.progress import make_tqdm_bridge
 from zoo_tupate.hub.pull import _can_fall_back
@@ -34,10 +35,12 @@ def resolve_target(
     pooling: str = "layer-mean",
     revision: str | None = None,
     base_model_id: str | None = None,
+    timeout: float | None = None,
 ) -> list[Embedding]:
     """Download a Hub repo's adapter files (or its embedding card) and return its embeddings in ``reprs``.
 
-    Files go to the same cache as ``pull``; offline (``HF_HUB_OFFLINE``) only the cache is used.
+    Files go to the same cache as ``pull``; offline (``HF_HUB_OFFLINE``) only the cache is used. The Hub
+    traffic is bounded by ``timeout`` seconds (default: :func:`~zoo_tupate.hub.deadline.configured_timeout`).
     """
     from zoo_tupate.targets import checkpoint_embeddings
 
@@ -45,18 +48,21 @@ def resolve_target(
     rev = rev or revision
     reprs = tuple(reprs)
     cache_dir = hub_cache(index.home)
-    state = _state(repo, rev, cache_dir)
-    source = f"{repo}@{state.sha}"
-    try:
-        kind, files = select_files(state)
-        folder = fetch(state, files, cache_dir, local_only=offline() or state.from_cache,
-                       tqdm_class=make_tqdm_bridge(_ignore, _ignore))
-        if not state.from_cache:
-            remember_ref(cache_dir, repo, rev, state.sha)
-    except ZooError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub/httpx/OS errors become one line
-        raise HubError(redact(describe(exc, repo, state.sha[:12]))) from None
+    seconds = timeout if timeout is not None else configured_timeout()
+    with repo_deadline(repo, None if offline() else seconds) as deadline:
+        headers = deadline.headers if deadline else None
+        state = _state(repo, rev, cache_dir, headers)
+        source = f"{repo}@{state.sha}"
+        try:
+            kind, files = select_files(state)
+            folder = fetch(state, files, cache_dir, local_only=offline() or state.from_cache,
+                           tqdm_class=make_tqdm_bridge(_ignore, _ignore), headers=headers)
+            if not state.from_cache:
+                remember_ref(cache_dir, repo, rev, state.sha)
+        except ZooError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - huggingface_hub/httpx/OS errors become one line
+            raise HubError(redact(describe(exc, repo, state.sha[:12]))) from None
     if kind == "card":
         embeddings = [e for e in read_card(folder) if e.repr in reprs and e.pooling == pooling]
         if not embeddings:
@@ -80,18 +86,18 @@ def _ignore(_: float) -> None:
     """Byte counts of a target download are not displayed."""
 
 
-def _state(repo: str, revision: str | None, cache_dir) -> RepoState:
+def _state(repo: str, revision: str | None, cache_dir, headers: dict[str, str] | None = None) -> RepoState:
     if offline():
         state = cached_state(cache_dir, repo, revision)
         if state is None:
             raise HubError(f"{repo}@{revision or 'main'}: not in the local cache and HF_HUB_OFFLINE is set")
         return state
     try:
-        return remote_state(make_api(), repo, revision)
-    except ZooError:
-        raise
+        return remote_state(make_api(headers), repo, revision)
     except Exception as exc:  # noqa: BLE001
         state = cached_state(cache_dir, repo, revision) if _can_fall_back(exc) else None
         if state is None:
+            if isinstance(exc, ZooError):
+                raise
             raise HubError(redact(describe(exc, repo, revision))) from None
         return state

@@ -1,0 +1,160 @@
+"""Per-repo deadlines for Hub traffic, and the one-line reason given when one passes.
+
+A :class:`Deadline` is registered under a random key; every request made for the repo carries the key in
+the :data:`HEADER` header (huggingface_hub forwards the ``headers`` given to ``HfApi``/``snapshot_download`` to
+every request it makes, from any of its worker threads, and across redirects). The transport
+(:mod:`zoo_tupate.hub.transport`) looks the deadline up, strips the header before anything is sent, bounds
+the request's timeouts by the time left, and records progress here so that the reason can say what happened:
+no answer, a stalled transfer, or a transfer too slow to finish.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from zoo_tupate.constants import HUB_TIMEOUT_ENV, hub_timeout, parse_timeout
+from zoo_tupate.errors import HubError
+from zoo_tupate.redact import redact
+
+#: Request header that carries a deadline's key from zoo-tupate to its transport (never sent to the server).
+HEADER = "X-Zoo-Tupate-Deadline"
+
+_ACTIVE: dict[str, Deadline] = {}
+_LOCK = threading.Lock()
+_OVERRIDE: contextvars.ContextVar[tuple[float | None] | None] = contextvars.ContextVar("zoo_hub_timeout",
+                                                                                        default=None)
+
+
+class HubTimeout(HubError):
+    """A repo's Hub traffic did not finish within its deadline (no answer, stalled or too slow)."""
+
+
+@dataclass
+class Deadline:
+    """The time budget of one repo's Hub traffic, and what that traffic has done so far."""
+
+    repo: str
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    received: int = 0
+    expected: int | None = None
+    last_data: float = 0.0
+    what: str = ""
+    phase: str = "answer"  # what the last request was waiting for: "answer" or "body"
+    body_what: str = ""  # the request whose body was read last (a resumed download repeats it)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.last_data = self.start
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers to give huggingface_hub calls made for this repo."""
+        return {HEADER: self.key}
+
+    def remaining(self) -> float:
+        return self.start + self.seconds - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def request(self, what: str) -> None:
+        """A request (``GET <file>``) is about to be sent."""
+        with self.lock:
+            self.what, self.phase = what, "answer"
+
+    def body(self, what: str, expected: int | None) -> None:
+        """The answer to ``what`` arrived; its body (``expected`` bytes, if known) follows."""
+        with self.lock:
+            if what != self.body_what:
+                self.expected, self.received = expected, 0
+            self.what, self.body_what, self.phase = what, what, "body"
+            self.last_data = time.monotonic()
+
+    def data(self, nbytes: int) -> None:
+        with self.lock:
+            self.received += nbytes
+            self.last_data = time.monotonic()
+
+    def exceeded(self, connecting: bool = False) -> HubTimeout:
+        """The error for this deadline having passed, saying what the repo's traffic was doing then."""
+        budget = f"{_seconds(self.seconds)} deadline ({HUB_TIMEOUT_ENV} / --timeout)"
+        with self.lock:
+            what, received, expected = self.what or "the first request", self.received, self.expected
+            idle, phase = time.monotonic() - self.last_data, self.phase
+            if phase == "answer" and received and what == self.body_what:
+                phase = "body"  # a resumed download of a stalled transfer got no answer either
+        if connecting:
+            reason = f"timed out: could not connect for {what} within the {budget}"
+        elif phase == "answer":
+            reason = f"timed out: no answer to {what} within the {budget} (the server accepted the connection)"
+        else:
+            done = f"{received:,}" + (f" of {expected:,}" if expected is not None else "") + " bytes"
+            if idle >= min(5.0, self.seconds / 2):
+                reason = f"transfer stalled: no data for {_seconds(idle)} during {what} ({done}); gave up at the {budget}"
+            else:
+                reason = f"timed out: {what} too slow to finish within the {budget} ({done} received)"
+        return HubTimeout(redact(f"{self.repo}: {reason}"))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def lookup(key: str | None) -> Deadline | None:
+    """The active deadline registered under ``key`` (None when unknown or finished)."""
+    if not key:
+        return None
+    with _LOCK:
+        return _ACTIVE.get(key)
+
+
+@contextmanager
+def repo_deadline(repo: str, seconds: float | None) -> Iterator[Deadline | None]:
+    """Register a deadline of ``seconds`` for ``repo``'s Hub traffic (``None``: none) for the ``with`` block."""
+    if seconds is None:
+        yield None
+        return
+    deadline = Deadline(repo, float(seconds))
+    with _LOCK:
+        _ACTIVE[deadline.key] = deadline
+    try:
+        yield deadline
+    finally:
+        with _LOCK:
+            _ACTIVE.pop(deadline.key, None)
+
+
+def configured_timeout() -> float | None:
+    """The per-repo deadline in force: the innermost :func:`using_timeout`, else ``$ZOO_TUPATE_HUB_TIMEOUT``."""
+    override = _OVERRIDE.get()
+    if override is not None:
+        return override[0]
+    try:
+        return hub_timeout()
+    except ValueError as exc:
+        raise HubError(str(exc)) from None
+
+
+@contextmanager
+def using_timeout(seconds: float | str | None) -> Iterator[None]:
+    """Use ``seconds`` (a ``--timeout`` value; ``None`` keeps the configured one) as the per-repo deadline."""
+    if seconds is None:
+        yield
+        return
+    try:
+        value = parse_timeout(seconds, "--timeout")
+    except ValueError as exc:
+        raise HubError(str(exc)) from None
+    token = _OVERRIDE.set((value,))
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(token)
