@@ -30,7 +30,6 @@ stamp() { echo "[$(( $(date +%s) - START ))s] $*"; }
 
 $PY -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
 export PYTHONPATH="/tmp/site:$PWD"  # the carried peft (the version the project is tested with) first
-$PY -c 'import zoo_tupate.cards' 2>/dev/null || ln -sfn ../cards zoo_tupate/cards  # what an install maps
 $PY - <<'EOF' || exit 1
 import shutil, tarfile
 from pathlib import Path

@@ -19,7 +19,7 @@ from zoo_tupate.catalog import (
 from zoo_tupate.errors import CatalogError
 
 REPO = Path(__file__).resolve().parents[1]
-CARDS = REPO / "cards"
+CARDS = REPO / "zoo_tupate" / "cards"
 MANIFEST = REPO.parent / "shared" / "data" / "cr" / "manifest.json"
 
 GLUE = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]

