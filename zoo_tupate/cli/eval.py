@@ -78,16 +78,22 @@ def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -
               help="Bootstrap resamples over targets for the 95% intervals.")
 @click.option("--keep-constant", is_flag=True,
               help="Also score targets whose sources all measure the same (every order is then perfect).")
+@click.option("--combined", is_flag=True,
+              help="Also score the combined ranker: refitted leave-one-target-out, and with the shipped weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON results on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the per-target NDCG of each method.")
 @handle_errors
-def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constant: bool, as_json: bool,
-            plot_path: Path | None) -> None:
+def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constant: bool, combined: bool,
+            as_json: bool, plot_path: Path | None) -> None:
     """Score every ranking method in MATRIX leave-one-out: ρ, NDCG, Regret@1, Regret@3 (mean over targets)."""
     from zoo_tupate.bench.evaluate import constant_targets, evaluate
 
     document = _load(matrix)
+    if combined:
+        from zoo_tupate.ranker import combined_predictions
+
+        document = {**document, "predictions": {**document["predictions"], **combined_predictions(document)}}
     results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap,
                        skip_constant=not keep_constant)
     constant = constant_targets(document)
