@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -65,6 +66,8 @@ class FaultRule:
     server stops listening), ``corrupt`` (flip bytes of a file body; headers still claim the true hash).
     ``echo`` (answer ``value`` as HTTP status with the request's Authorization header in the error message,
     as a leaky proxy might: checks that clients keep tokens out of what they print).
+    ``stall`` (send ``value`` bytes of a file body, then keep the connection open without sending more, until
+    the client hangs up or 60 s pass).
     ``times``: how many requests it applies to (None = every one). ``methods``: limit to these methods.
     """
 
@@ -404,6 +407,10 @@ class HubServer:
     def die_after(self, pattern: str, nbytes: int) -> FaultRule:
         """Send ``nbytes`` of a matching file download, then stop the whole server."""
         return self.add_fault("die", pattern, nbytes, 1, ("GET",))
+
+    def stall(self, pattern: str, nbytes: int, times: int | None = None) -> FaultRule:
+        """Send ``nbytes`` of a matching file download, then nothing more on an open connection."""
+        return self.add_fault("stall", pattern, nbytes, times, ("GET",))
 
     def corrupt(self, pattern: str, times: int | None = None) -> FaultRule:
         """Serve matching files with flipped bytes while ETag/size still describe the true content."""
@@ -919,6 +926,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             if self.hub.take_fault("corrupt", method, self.record.path) is not None:
                 body = bytes(b ^ 0x5A for b in body)
+            stall = self.hub.take_fault("stall", method, self.record.path)
+            if stall is not None:
+                return self._send_stalled(status, body, int(stall.value), headers)
             cut = self.hub.take_fault("truncate", method, self.record.path)
             die = self.hub.take_fault("die", method, self.record.path)
             if cut is not None or die is not None:
@@ -928,6 +938,27 @@ class _Handler(BaseHTTPRequestHandler):
                     self.hub._die_soon()
                 return
         self._send(status, body, headers, content_type="application/octet-stream")
+
+    def _send_stalled(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body[:limit])
+        self.wfile.flush()
+        self.record.status, self.record.body_bytes = status, min(limit, len(body))
+        self.close_connection = True
+        until = time.monotonic() + 60
+        while time.monotonic() < until and self.hub.running:
+            readable, _, _ = select.select([self.connection], [], [], 0.2)
+            if readable:
+                try:
+                    if not self.connection.recv(1024):
+                        return  # the client hung up
+                except OSError:
+                    return
 
     def _send_partial(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
         self.send_response(status)

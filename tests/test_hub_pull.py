@@ -144,7 +144,7 @@ def test_download_that_does_not_match_its_hash_is_rejected_then_refetched(hub_se
     hub_server.corrupt(r"/resolve/.*/adapter_model\.safetensors$", times=1)
     index = _index(hub_server)
     [result] = pull(["org/sst2"], index, progress=False)
-    assert result.outcome == "failed" and "adapter_model.safetensors is corrupt" in result.reason
+    assert result.outcome == "failed" and "hash mismatch: downloaded adapter_model.safetensors is corrupt" in result.reason
     assert index.entries() == []
     [result] = pull(["org/sst2"], index, progress=False)
     assert result.outcome == "indexed"

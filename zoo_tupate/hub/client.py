@@ -160,7 +160,13 @@ def _network_reason(exc: BaseException, hub: str) -> str:
 
         return f"timed out: the Hub at {hub} sent nothing for {io_timeout():g} s{target} (HF_HUB_DOWNLOAD_TIMEOUT)"
     if isinstance(exc, httpx.RemoteProtocolError) or "incomplete" in text.lower():
-        return f"truncated: the connection closed before the end of the answer{target} ({text})"
+        import re
+
+        counts = re.search(r"received (\d+) bytes, expected (\d+)", text)
+        if counts:
+            got, expected = (int(n) for n in counts.groups())
+            return f"truncated: the server closed the connection after {got:,} of {expected:,} bytes{target}"
+        return f"truncated: the server closed the connection before the end of its answer{target} ({text})"
     lowered = text.lower()
     if isinstance(exc, ConnectionRefusedError) or "refused" in lowered:
         return f"connection refused by {hub} (nothing listening there?)"

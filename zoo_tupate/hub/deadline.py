@@ -36,23 +36,26 @@ class HubTimeout(HubError):
 
 
 @dataclass
+class Transfer:
+    """One request of a repo (``GET <file>``; a resumed download is the same transfer) and its progress."""
+
+    what: str
+    phase: str = "answer"  # waiting for the "answer", or reading the "body"
+    received: int = 0
+    expected: int | None = None
+    last_data: float = field(default_factory=time.monotonic)
+
+
+@dataclass
 class Deadline:
-    """The time budget of one repo's Hub traffic, and what that traffic has done so far."""
+    """The time budget of one repo's Hub traffic, and what each of its requests has done so far."""
 
     repo: str
     seconds: float
     start: float = field(default_factory=time.monotonic)
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
-    received: int = 0
-    expected: int | None = None
-    last_data: float = 0.0
-    what: str = ""
-    phase: str = "answer"  # what the last request was waiting for: "answer" or "body"
-    body_what: str = ""  # the request whose body was read last (a resumed download repeats it)
+    transfers: dict[str, Transfer] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self.last_data = self.start
 
     @property
     def headers(self) -> dict[str, str]:
@@ -62,41 +65,42 @@ class Deadline:
     def remaining(self) -> float:
         return self.start + self.seconds - time.monotonic()
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
     def request(self, what: str) -> None:
         """A request (``GET <file>``) is about to be sent."""
         with self.lock:
-            self.what, self.phase = what, "answer"
+            self.transfers.setdefault(what, Transfer(what)).phase = "answer"
 
     def body(self, what: str, expected: int | None) -> None:
         """The answer to ``what`` arrived; its body (``expected`` bytes, if known) follows."""
         with self.lock:
-            if what != self.body_what:
-                self.expected, self.received = expected, 0
-            self.what, self.body_what, self.phase = what, what, "body"
-            self.last_data = time.monotonic()
+            transfer = self.transfers.setdefault(what, Transfer(what))
+            transfer.phase, transfer.last_data = "body", time.monotonic()
+            if transfer.expected is None:
+                transfer.expected = expected
 
-    def data(self, nbytes: int) -> None:
+    def data(self, what: str, nbytes: int) -> None:
         with self.lock:
-            self.received += nbytes
-            self.last_data = time.monotonic()
+            transfer = self.transfers.setdefault(what, Transfer(what))
+            transfer.received += nbytes
+            transfer.last_data = time.monotonic()
 
-    def exceeded(self, connecting: bool = False) -> HubTimeout:
-        """The error for this deadline having passed, saying what the repo's traffic was doing then."""
-        budget = f"{_seconds(self.seconds)} deadline ({HUB_TIMEOUT_ENV} / --timeout)"
+    def exceeded(self, what: str | None = None, connecting: bool = False) -> HubTimeout:
+        """The error for this deadline having passed during ``what`` (default: the longest-idle request)."""
+        budget = f"{_seconds(self.seconds)} deadline (--timeout / {HUB_TIMEOUT_ENV})"
         with self.lock:
-            what, received, expected = self.what or "the first request", self.received, self.expected
-            idle, phase = time.monotonic() - self.last_data, self.phase
-            if phase == "answer" and received and what == self.body_what:
-                phase = "body"  # a resumed download of a stalled transfer got no answer either
+            transfer = self.transfers.get(what or "")
+            if transfer is None:
+                transfer = min(self.transfers.values(), key=lambda t: t.last_data, default=Transfer("the first request"))
+            transfer = Transfer(**vars(transfer))
+        idle = time.monotonic() - transfer.last_data
+        what = transfer.what
         if connecting:
             reason = f"timed out: could not connect for {what} within the {budget}"
-        elif phase == "answer":
-            reason = f"timed out: no answer to {what} within the {budget} (the server accepted the connection)"
+        elif transfer.phase == "answer" and not transfer.received:
+            reason = f"timed out: connected, but no answer to {what} within the {budget}"
         else:
-            done = f"{received:,}" + (f" of {expected:,}" if expected is not None else "") + " bytes"
+            expected = f" of {transfer.expected:,}" if transfer.expected is not None else ""
+            done = f"{transfer.received:,}{expected} bytes"
             if idle >= min(5.0, self.seconds / 2):
                 reason = f"transfer stalled: no data for {_seconds(idle)} during {what} ({done}); gave up at the {budget}"
             else:

@@ -104,7 +104,7 @@ class DeadlineTransport(httpx.BaseTransport):
         what = f"{request.method} {describe_url(request.url)}"
         if deadline is not None:
             if deadline.remaining() <= _EPSILON:
-                raise deadline.exceeded()
+                raise deadline.exceeded(what)
             left = max(deadline.remaining(), 0.001)
             timeouts = {name: min(value, left) for name, value in timeouts.items()}
             timeouts["read"] = left  # an answer that comes before the deadline is awaited
@@ -114,12 +114,13 @@ class DeadlineTransport(httpx.BaseTransport):
             response = self.inner.handle_request(request)
         except httpx.TimeoutException as exc:
             if deadline is not None and deadline.remaining() <= _EPSILON:
-                raise deadline.exceeded(connecting=isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))) from None
+                connecting = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+                raise deadline.exceeded(what, connecting=connecting) from None
             raise
         if deadline is not None:
             length = response.headers.get("content-length")
             deadline.body(what, int(length) if length and length.isdigit() else None)
-        response.stream = _WatchedStream(response.stream, timeouts, stall, deadline)
+        response.stream = _WatchedStream(response.stream, timeouts, stall, deadline, what)
         return response
 
     def close(self) -> None:
@@ -129,8 +130,9 @@ class DeadlineTransport(httpx.BaseTransport):
 class _WatchedStream(httpx.SyncByteStream):
     """A response body read with the stall timeout, counted against the repo's deadline."""
 
-    def __init__(self, inner: Any, timeouts: dict[str, float], stall: float, deadline: Deadline | None) -> None:
-        self.inner, self.timeouts, self.stall, self.deadline = inner, timeouts, stall, deadline
+    def __init__(self, inner: Any, timeouts: dict[str, float], stall: float, deadline: Deadline | None,
+                 what: str) -> None:
+        self.inner, self.timeouts, self.stall, self.deadline, self.what = inner, timeouts, stall, deadline, what
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self.deadline
@@ -139,13 +141,13 @@ class _WatchedStream(httpx.SyncByteStream):
         try:
             for chunk in self.inner:
                 if deadline is not None:
-                    deadline.data(len(chunk))
+                    deadline.data(self.what, len(chunk))
                     if deadline.remaining() <= 0:
-                        raise deadline.exceeded()
+                        raise deadline.exceeded(self.what)
                 yield chunk
         except httpx.TimeoutException:
             if deadline is not None and deadline.remaining() <= _EPSILON:
-                raise deadline.exceeded() from None
+                raise deadline.exceeded(self.what) from None
             raise
 
     def close(self) -> None:
