@@ -9,6 +9,7 @@ from zoo_tupate import defaults
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
 from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
 from zoo_tupate.hub.deadline import using_timeout
+from zoo_tupate.ranker.show import explain_option, report
 from zoo_tupate.index import Index
 from zoo_tupate.targets import KINDS, resolve_target
 
@@ -30,6 +31,7 @@ from zoo_tupate.targets import KINDS, resolve_target
               help="Subtract the space's mean vector before cosine.")
 @click.option("--exact", is_flag=True,
               help="Scan every vector (default: large spaces are searched through sketches, best ones re-ranked exactly).")
+@explain_option
 @click.option("--base-model-id", default=None, help="Identity of a local target's base model.")
 @click.option("--base-model", default=None,
               help="Dataset targets: the model (Hub id or folder) their probes are tuned on.")
@@ -56,6 +58,8 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
                             exact=exact)
     for note in resolved.notes + ranking.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+    if report(ctx, ranking, target, as_json, console, print_json):
+        return
     if as_json:
         print_json([row.to_json() for row in ranking])
         return
