@@ -8,6 +8,7 @@ from typing import Any
 from zoo_tupate.embedding import POOLINGS, REPRS, Embedding, degenerate_reason, delta_vector, raw_vector
 from zoo_tupate.errors import UnsupportedCheckpoint
 from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, read_opened, read_tuned
+from zoo_tupate.safetext import escape_controls
 from zoo_tupate.space import normalize_base_model, space_name
 from zoo_tupate.weights import sha256_files
 
@@ -82,7 +83,9 @@ def embed_params(
     except UnsupportedCheckpoint as exc:
         where = f"{source}: " if source else ""
         raise UnsupportedCheckpoint(f"{where}{exc}") from None
-    base = normalize_base_model(params.base_model, base_model_id)
+    if vector.size == 0:
+        raise UnsupportedCheckpoint(f"{source or 'checkpoint'}: every tuned tensor is empty (nothing to embed)")
+    base = escape_controls(normalize_base_model(params.base_model, base_model_id))  # stored: one printable line
     reason = degenerate_reason(params)
     config = {k: params.config[k] for k in _CONFIG_SUMMARY_KEYS if k in params.config}
     metadata: dict[str, Any] = {
@@ -105,6 +108,6 @@ def embed_params(
         degenerate_reason=reason,
         excluded_tensors=list(params.excluded),
         sha256=sha256,
-        source=source,
+        source=escape_controls(source),
         metadata=metadata,
     )

@@ -196,6 +196,8 @@ def degenerate_reason(params: TunedParams) -> str | None:
     if params.method == "lora":
         if not any(nonzero(i) for i, (n, _) in enumerate(arrays) if n.endswith("lora_B")):
             return "every lora_B is zero: the adapter is a no-op (never trained)"
+        if params.scaling and not any(params.scaling.values()):
+            return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
     if not any(nonzero(i) for i in range(len(arrays))):
         return "all tuned tensors are zero"
     return None

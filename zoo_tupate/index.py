@@ -45,6 +45,7 @@ from zoo_tupate.errors import (
 )
 from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, encode_entries
 from zoo_tupate.ranking import Ranking, Suggestion, rank
+from zoo_tupate.safetext import escape_controls, has_controls
 from zoo_tupate.space import space_dirname
 from zoo_tupate.storage import (
     json_default,
@@ -54,6 +55,7 @@ from zoo_tupate.storage import (
     write_tensor_parts,
     write_vectors,
 )
+from zoo_tupate.weights import resolve_strictly
 
 #: Shards of one size class merged together once there are this many.
 FANOUT = 8
@@ -76,6 +78,7 @@ class Index:
         self.manifest_path = self.root / "manifest.json"
         self.store = ManifestStore(self.root)
         self.shard_cache = ShardCache()
+        self._written: set[str] = set()  # shards written under the current lock (dropped if it fails)
 
     # ----------------------------------------------------------------- reading
     def _lock(self) -> FileLock:
@@ -178,7 +181,7 @@ class Index:
         Degenerate adapters raise :class:`DegenerateAdapter` unless ``force``.
         """
         path = Path(path).expanduser()
-        name = name or path.resolve().name
+        name = name or escape_controls(resolve_strictly(path).name)
         reprs = list(dict.fromkeys(reprs))
         if is_card(path):
             from_card = [e for e in read_card(path) if e.repr in reprs]
@@ -217,8 +220,8 @@ class Index:
         """
         items = list(items)
         for name, emb, _, _ in items:
-            if not name or name != name.strip():
-                raise IndexError_(f"invalid entry name {name!r}")
+            if not name or name != name.strip() or has_controls(name):
+                raise IndexError_(f"invalid entry name {escape_controls(name)!r}")
             if not np.all(np.isfinite(emb.vector)):
                 raise CorruptCheckpoint(f"{emb.source or name}: embedding has non-finite values, not indexed")
         if not items:
@@ -374,7 +377,8 @@ class Index:
             lock.acquire()
         except Timeout:
             raise IndexError_(f"{self.root}: index is locked by another process (waited {LOCK_TIMEOUT_S:.0f} s)") from None
-        return _Release(lock)
+        self._written = set()
+        return _Release(lock, self)
 
     def _new_shard_name(self, space: str) -> str:
         return f"shards/{space_dirname(space)}/{time.time_ns():x}-{uuid.uuid4().hex[:8]}.safetensors"
@@ -401,6 +405,7 @@ class Index:
         tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()},
                    "records": [np.frombuffer(records, np.uint8)]}
         write_tensor_parts(self.root / shard, tensors, {"space": space, "records": "tensor"})
+        self._written.add(shard)
 
     def _merge(self, space: str, group: list[Entry]) -> list[Entry]:
         """Rewrite ``group`` (one space) into shards of at most MAX_SHARD_ROWS rows; returns the moved entries."""
@@ -443,6 +448,19 @@ class Index:
             for shard in chosen:
                 self.shard_cache.forget(self.root / shard)
                 (self.root / shard).unlink(missing_ok=True)
+
+    def _drop_uncommitted(self, shards: set[str]) -> None:
+        """After a failed write under the lock, remove the shards it wrote that the index on disk does not
+        reference (no orphan left for ``rebuild``; a shard a landed commit references stays)."""
+        try:
+            self.store.invalidate()
+            state = self.state()
+            used = {state.shard(slot) for slot in state.slots()}
+        except (OSError, ZooError):
+            return  # cannot tell: leave them to ``rebuild``
+        for shard in shards - used:
+            self.shard_cache.forget(self.root / shard)
+            (self.root / shard).unlink(missing_ok=True)
 
     def _tombstone(self, entries: list[Entry]) -> None:
         if not entries:
@@ -520,14 +538,21 @@ class Index:
 
 
 class _Release:
-    def __init__(self, lock: FileLock):
-        self.lock = lock
+    """Holds the writer lock for a ``with`` block; a block that fails drops the shards it wrote."""
+
+    def __init__(self, lock: FileLock, index: Index):
+        self.lock, self.index = lock, index
 
     def __enter__(self) -> FileLock:
         return self.lock
 
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is not None and self.index._written:
+                self.index._drop_uncommitted(self.index._written)
+        finally:
+            self.index._written = set()
+            self.lock.release()
 
 
 def shard_records(file: Path) -> list[dict[str, Any]]:

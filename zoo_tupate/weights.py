@@ -6,6 +6,7 @@ before its header has been checked against the file size.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from zoo_tupate.errors import CorruptCheckpoint
+from zoo_tupate.picklefile import load_pickle
+from zoo_tupate.safetext import unique_pairs
 
 #: Largest safetensors JSON header accepted (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -57,10 +60,23 @@ def sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def resolve_strictly(path: Path) -> Path:
+    """``path`` with every link followed; a link loop or a dangling link is a :class:`CorruptCheckpoint`."""
+    try:
+        return path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        raise CorruptCheckpoint(f"{path}: is a symbolic link loop") from None
+    except OSError as exc:
+        what = "a symbolic link loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            what = "a dangling symbolic link"
+        raise CorruptCheckpoint(f"{path}: is {what}") from None
+
+
 def check_inside(path: Path, folder: Path) -> None:
-    """Refuse a file that is a link leading out of ``folder``."""
-    real = path.resolve()
-    root = folder.resolve()
+    """Refuse a file that is a link leading out of ``folder`` (or a link loop, or a dangling link)."""
+    real = resolve_strictly(path)
+    root = resolve_strictly(folder)
     if real != root and root not in real.parents:
         raise CorruptCheckpoint(f"{path}: is a link pointing outside the checkpoint folder ({real})")
 
@@ -77,25 +93,35 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str
         if len(prefix) < 8:
             raise CorruptCheckpoint(f"{path}: truncated safetensors file ({size} bytes)")
         (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
-            raise CorruptCheckpoint(f"{path}: safetensors header length {header_len} exceeds the file ({size} bytes)")
+        _check_header_len(path, header_len, size)
         raw = handle.read(header_len)
     infos, metadata, _ = _parse_header(path, raw, size)
     return infos, metadata
+
+
+def _check_header_len(path: Path, header_len: int, size: int) -> None:
+    if header_len > MAX_HEADER_BYTES:
+        raise CorruptCheckpoint(f"{path}: safetensors header length {header_len} exceeds the "
+                                f"{MAX_HEADER_BYTES // 2**20} MiB header cap")
+    if 8 + header_len > size:
+        raise CorruptCheckpoint(f"{path}: safetensors header length {header_len} exceeds the file ({size} bytes)")
 
 
 def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorInfo], dict[str, str], dict]:
     """Validate a safetensors JSON header; returns infos, metadata and ``{name: (start, end)}``."""
     header_len = len(raw)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpoint(f"{path}: safetensors header is not valid JSON ({exc.__class__.__name__})") from None
+        header = json.loads(raw, object_pairs_hook=unique_pairs)
+    except RecursionError:
+        raise CorruptCheckpoint(f"{path}: safetensors header is nested too deeply") from None
+    except ValueError as exc:  # invalid JSON or UTF-8, a duplicate key, an integer of thousands of digits
+        reason = str(exc) if exc.__class__ is ValueError else exc.__class__.__name__
+        raise CorruptCheckpoint(f"{path}: safetensors header is not valid ({reason})") from None
     if not isinstance(header, dict):
         raise CorruptCheckpoint(f"{path}: safetensors header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise CorruptCheckpoint(f"{path}: safetensors __metadata__ is not an object")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CorruptCheckpoint(f"{path}: safetensors __metadata__ is not an object of strings")
     data_len = size - 8 - header_len
     infos: dict[str, TensorInfo] = {}
     offsets: dict[str, tuple[int, int]] = {}
@@ -106,8 +132,8 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
             start, end = (_strict_int(o) for o in spec["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a malformed header entry") from None
-        if dtype not in _ST_DTYPES:
-            raise CorruptCheckpoint(f"{path}: tensor {name!r} has unknown dtype {dtype!r}")
+        if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
+            raise CorruptCheckpoint(f"{path}: tensor {name!r} has unknown dtype {str(dtype)[:40]!r}")
         if any(d < 0 for d in shape):
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a negative dimension {shape}")
         count = math.prod(shape)
@@ -119,7 +145,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
         infos[name] = TensorInfo(name, shape, dtype)
         offsets[name] = (start, end)
     _check_coverage(path, offsets, data_len)
-    return infos, {str(k): str(v) for k, v in metadata.items()}, offsets
+    return infos, metadata, offsets
 
 
 def _strict_int(value: object) -> int:
@@ -209,9 +235,7 @@ class _LoadedFile:
         if len(data) < 8:
             raise CorruptCheckpoint(f"{path}: truncated safetensors file ({len(data)} bytes)")
         (header_len,) = struct.unpack("<Q", data[:8])
-        if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
-            raise CorruptCheckpoint(
-                f"{path}: safetensors header length {header_len} exceeds the file ({len(data)} bytes)")
+        _check_header_len(path, header_len, len(data))
         self.data_start = 8 + header_len
         self.infos, self.metadata, self.offsets = _parse_header(path, data[8:self.data_start], len(data))
         self._sha: str | None = None
@@ -276,43 +300,6 @@ def _load_small(path: Path) -> _LoadedFile | None:
     return loaded
 
 
-_PICKLE_CACHE: dict[tuple[str, float, int], dict[str, np.ndarray]] = {}
-
-
 def _load_pickle(path: Path) -> dict[str, np.ndarray]:
-    """Load a torch ``.bin`` state dict with ``weights_only=True``; anything else is refused."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime, stat.st_size)
-    if key in _PICKLE_CACHE:
-        return _PICKLE_CACHE[key]
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=_is_zip(path))
-    except pickle.UnpicklingError as exc:
-        detail = _unsafe_detail(str(exc))
-        raise CorruptCheckpoint(f"{path}: refused: the pickle needs more than weights_only loading{detail}") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ...
-        raise CorruptCheckpoint(f"{path}: cannot read torch file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UnsupportedCheckpoint(f"{path}: is not a flat state dict of tensors")
-    arrays = {str(k): v.detach().float().numpy() for k, v in state.items()}
-    _PICKLE_CACHE.clear()
-    _PICKLE_CACHE[key] = arrays
-    return arrays
-
-
-def _unsafe_detail(message: str) -> str:
-    """The useful part of torch's weights_only refusal (which global it would have run)."""
-    for line in message.splitlines():
-        line = line.strip()
-        if line.startswith(("WeightsUnpickler error:", "Unsupported global", "Unsupported operand")):
-            return f" ({line.removeprefix('WeightsUnpickler error:').strip()[:160]})"
-    return ""
-
-
-def _is_zip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(4) == b"PK\x03\x04"
+    """A torch ``.bin`` state dict (sized first, then ``weights_only`` loading; see :mod:`zoo_tupate.picklefile`)."""
+    return load_pickle(path, max_load_bytes())

@@ -24,12 +24,14 @@ COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", 
     default=None,
     help="Directory holding the index and caches (env ZOO_TUPATE_HOME; default: a per-user cache dir).",
 )
+@click.option("--debug", is_flag=True, help="Print the traceback of an unexpected error (env ZOO_TUPATE_DEBUG=1).")
 @click.version_option(__version__, prog_name="zoo-tupate")
 @click.pass_context
-def main(ctx: click.Context, home: Path | None) -> None:
+def main(ctx: click.Context, home: Path | None, debug: bool) -> None:
     """Rank source tasks for a target from parameter-efficient checkpoints (TuPaTE)."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home if home is not None else default_home()
+    ctx.obj["debug"] = debug
 
 
 for _name in COMMAND_MODULES:

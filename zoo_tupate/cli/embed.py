@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from zoo_tupate.api import embed
-from zoo_tupate.cli.common import console, handle_errors, print_json
+from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
 from zoo_tupate.embedding import POOLINGS, REPRS
 
 
@@ -25,10 +25,13 @@ from zoo_tupate.embedding import POOLINGS, REPRS
 @click.option("--base-weights", type=click.Path(path_type=Path), default=None,
               help="Base model weights (for absolute BitFit biases).")
 @click.option("--json", "as_json", is_flag=True, help="Print the embedding's description as JSON on stdout.")
+@click.pass_context
 @handle_errors
-def command(path: Path, repr_: str, pooling: str, output: Path | None, include_heads: bool,
+def command(ctx: click.Context, path: Path, repr_: str, pooling: str, output: Path | None, include_heads: bool,
             base_model_id: str | None, base_weights: Path | None, as_json: bool) -> None:
     """Compute the TuPaTE embedding of the checkpoint at PATH."""
+    if output is not None:
+        _check_output(output, home_from(ctx) / "index")
     emb = embed(path, repr=repr_, pooling=pooling, include_heads=include_heads, base_model_id=base_model_id,
                 base_weights=base_weights)
     if output is not None:
@@ -43,3 +46,11 @@ def command(path: Path, repr_: str, pooling: str, output: Path | None, include_h
     flag = f" [red]degenerate: {emb.degenerate_reason}[/red]" if emb.degenerate else ""
     where = f" → {output}" if output else ""
     console.print(f"{emb.method} {emb.repr} {emb.pooling}: dim {emb.dim}, space {emb.space}{where}{flag}")
+
+
+def _check_output(output: Path, index_root: Path) -> None:
+    """Refuse an output file inside the index folder (it would overwrite the manifest or a shard)."""
+    target = output.expanduser().resolve()
+    root = index_root.expanduser().resolve()
+    if target == root or root in target.parents:
+        fail(f"{output}: is inside the index folder {index_root}; write the vector somewhere else", 2)

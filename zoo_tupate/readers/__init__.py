@@ -38,7 +38,7 @@ def read_opened(ckpt: CheckpointFolder, include_heads: bool = False, base_weight
 
 
 def check_lora_factors(params: TunedParams, weights: Path) -> None:
-    """Every LoRA module needs 2-D factors that multiply: A (r × in) and B (out × r)."""
+    """Every LoRA module needs 2-D factors that multiply: A (r × in) and B (out × r), of rank at least 1."""
     for idx, group in params.layers.items():
         for name, a in group.items():
             if not name.endswith(".lora_A"):
@@ -49,3 +49,6 @@ def check_lora_factors(params: TunedParams, weights: Path) -> None:
             if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
                 raise CorruptCheckpoint(f"{weights}: layer {idx} {name[:-len('.lora_A')]}: lora_A {a.shape} and "
                                         f"lora_B {b.shape} are not LoRA factors (rank mismatch)")
+            if a.shape[0] == 0:
+                raise CorruptCheckpoint(f"{weights}: layer {idx} {name[:-len('.lora_A')]}: LoRA rank 0 "
+                                        f"(lora_A {a.shape}): no factors to embed")

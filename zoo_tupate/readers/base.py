@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
-from zoo_tupate.weights import TensorInfo, check_inside, list_tensors, load_tensors
+from zoo_tupate.safetext import loads_bounded
+from zoo_tupate.weights import TensorInfo, check_inside, list_tensors, load_tensors, resolve_strictly
 
 #: Weight files that hold an adapter, most specific first. Head files are never read.
 WEIGHT_FILES = (
@@ -26,6 +27,8 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 HEAD_FILES = ("pytorch_model_head.bin", "head.safetensors", "head_config.json")
 
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.(.+)$")
+#: Most digits of a layer index in a tensor name (no model has a million layers).
+MAX_LAYER_DIGITS = 6
 
 
 @dataclass
@@ -73,6 +76,8 @@ def open_checkpoint(path: str | Path) -> CheckpointFolder:
     """Locate the weights file and config of a checkpoint folder (or a weights file given directly)."""
     path = Path(path).expanduser()
     if not path.exists():
+        if path.is_symlink():
+            resolve_strictly(path)  # names a link loop or a dangling link
         raise UnsupportedCheckpoint(f"{path}: no such file or directory")
     if path.is_file():
         if path.suffix not in (".safetensors", ".bin", ".pt", ".pth"):
@@ -80,7 +85,7 @@ def open_checkpoint(path: str | Path) -> CheckpointFolder:
         folder, weights = path.parent, path
     else:
         folder = path
-        found = [folder / name for name in WEIGHT_FILES if (folder / name).exists()]
+        found = [folder / name for name in WEIGHT_FILES if (folder / name).exists() or (folder / name).is_symlink()]
         if not found:
             listing = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "empty folder"
             raise UnsupportedCheckpoint(
@@ -91,23 +96,34 @@ def open_checkpoint(path: str | Path) -> CheckpointFolder:
     if not weights.is_file():
         raise CorruptCheckpoint(f"{weights}: is not a regular file")
     config = read_config(folder)
-    return CheckpointFolder(path=folder, weights=weights, config=config, tensors=list_tensors(weights))
+    tensors = list_tensors(weights)
+    check_names(weights, tensors)
+    return CheckpointFolder(path=folder, weights=weights, config=config, tensors=tensors)
+
+
+def check_names(weights: Path, names: Iterable[str]) -> None:
+    """Refuse tensor names that the readers cannot parse (a layer index of thousands of digits)."""
+    for name in names:
+        try:
+            split_layer(name)
+        except CorruptCheckpoint as exc:
+            raise CorruptCheckpoint(f"{weights}: {exc}") from None
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    """Parse ``adapter_config.json`` if present (empty dict when absent)."""
+    """Parse ``adapter_config.json`` if present (empty dict when absent; a dangling or looping link is refused)."""
     for name in CONFIG_FILES:
         file = folder / name
-        if file.exists():
+        if file.exists() or file.is_symlink():
             check_inside(file, folder)
             if not file.is_file():  # a FIFO would block the read forever, a folder cannot be read
                 raise CorruptCheckpoint(f"{file}: is not a regular file")
             if file.stat().st_size > MAX_CONFIG_BYTES:
                 raise CorruptCheckpoint(f"{file}: {file.stat().st_size} bytes, too large for an adapter config")
             try:
-                config = json.loads(file.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise CorruptCheckpoint(f"{file}: invalid JSON ({exc})") from None
+                config = loads_bounded(file.read_bytes())
+            except ValueError as exc:  # invalid JSON or UTF-8, too deep, a huge or non-finite number
+                raise CorruptCheckpoint(f"{file}: invalid adapter config ({exc})") from None
             if not isinstance(config, dict):
                 raise CorruptCheckpoint(f"{file}: expected a JSON object, got {type(config).__name__}")
             if "peft_type" in config and not isinstance(config["peft_type"], (str, type(None))):
@@ -121,7 +137,10 @@ def split_layer(key: str) -> tuple[int, str] | None:
     match = _LAYER_RE.search(key)
     if match is None:
         return None
-    return int(match.group(1)), match.group(2)
+    digits = match.group(1)
+    if len(digits) > MAX_LAYER_DIGITS:
+        raise CorruptCheckpoint(f"tensor {key[:60]!r}...: a layer index of {len(digits)} digits")
+    return int(digits), match.group(2)
 
 
 def group_by_layer(

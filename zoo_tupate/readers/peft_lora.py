@@ -42,6 +42,8 @@ def lora_scaling(config: dict, params: TunedParams) -> dict[str, float]:
                 continue
             module = name[: -len(".lora_A")]
             rank = array.shape[0]
+            if rank == 0:
+                continue  # refused by check_lora_factors
             alpha = _pattern_value(alpha_pattern, module, alpha_default)
             _pattern_value(rank_pattern, module, rank)  # the tensors' rank wins over the config
             if alpha is None:
