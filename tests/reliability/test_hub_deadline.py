@@ -176,3 +176,11 @@ def test_timeout_settings_are_checked(hub_env, monkeypatch) -> None:
     monkeypatch.setenv("ZOO_TUPATE_HUB_TIMEOUT", "-3")
     out = cli_inprocess(["--home", str(hub_env.zoo_home), "pull", "org/sst2"])
     assert not out.problems(must_fail=True, names="ZOO_TUPATE_HUB_TIMEOUT"), out.stderr
+
+
+def test_server_errors_until_the_deadline_say_so(published, tmp_path: Path) -> None:
+    published.fail(WEIGHTS, 503)  # huggingface_hub retries 5xx with a 1-8 s backoff
+    [result], elapsed = timed(pull, ["org/sst2"], Index(tmp_path / "zoo"), progress=False, timeout=2)
+    assert result.outcome == "failed"
+    assert "the Hub kept answering HTTP 503 to HEAD adapter_model.safetensors" in result.reason, result.reason
+    assert elapsed < 2 + 4.5  # the deadline, plus at most the backoff pause it fell in

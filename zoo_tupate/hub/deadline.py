@@ -43,6 +43,7 @@ class Transfer:
     phase: str = "answer"  # waiting for the "answer", or reading the "body"
     received: int = 0
     expected: int | None = None
+    status: int | None = None  # of the last answer
     last_data: float = field(default_factory=time.monotonic)
 
 
@@ -70,13 +71,14 @@ class Deadline:
         with self.lock:
             self.transfers.setdefault(what, Transfer(what)).phase = "answer"
 
-    def body(self, what: str, expected: int | None) -> None:
-        """The answer to ``what`` arrived; its body (``expected`` bytes, if known) follows."""
+    def body(self, what: str, expected: int | None, partial: bool = False, status: int | None = None) -> None:
+        """The answer to ``what`` arrived; its body (``expected`` bytes, if known) follows. ``partial``: a
+        ``206`` continuing the bytes received so far (else the transfer starts again from byte 0)."""
         with self.lock:
             transfer = self.transfers.setdefault(what, Transfer(what))
-            transfer.phase, transfer.last_data = "body", time.monotonic()
-            if transfer.expected is None:
-                transfer.expected = expected
+            transfer.phase, transfer.last_data, transfer.status = "body", time.monotonic(), status
+            if not partial:
+                transfer.received, transfer.expected = 0, expected
 
     def data(self, what: str, nbytes: int) -> None:
         with self.lock:
@@ -96,6 +98,8 @@ class Deadline:
         what = transfer.what
         if connecting:
             reason = f"timed out: could not connect for {what} within the {budget}"
+        elif transfer.status is not None and transfer.status >= 400:
+            reason = f"gave up at the {budget}: the Hub kept answering HTTP {transfer.status} to {what}"
         elif transfer.phase == "answer" and not transfer.received:
             reason = f"timed out: connected, but no answer to {what} within the {budget}"
         else:

@@ -119,7 +119,9 @@ class DeadlineTransport(httpx.BaseTransport):
             raise
         if deadline is not None:
             length = response.headers.get("content-length")
-            deadline.body(what, int(length) if length and length.isdigit() else None)
+            partial = response.status_code == 206
+            deadline.body(what, int(length) if length and length.isdigit() and not partial else None, partial,
+                          response.status_code)
         response.stream = _WatchedStream(response.stream, timeouts, stall, deadline, what)
         return response
 
