@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo_tupate.bench.predict import Scores, pair_scores
+from zoo_tupate.bench.layout import model_path
+from zoo_tupate.bench.scores import Scores, pair_scores
 
 if TYPE_CHECKING:
     from zoo_tupate.bench.transfer import TaskSet, TransferConfig
@@ -126,7 +127,6 @@ def fisher_embedding(config: TransferConfig, tasks: TaskSet, task: str, state_pa
 
 def run_baseline_stage(config: TransferConfig, tasks: TaskSet, log: Callable[[str], None]) -> int:
     """Compute the missing TextEmb and TaskEmb vectors (TaskEmb needs the target-only models)."""
-    from zoo_tupate.bench.transfer import model_path
 
     computed = 0
     for task in config.tasks:

@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo_tupate.bench.baselines import baseline_predictions
 from zoo_tupate.bench.cache import read_json, write_json
-from zoo_tupate.bench.jobs import RUNNERS, Job
+from zoo_tupate.bench.jobs import job_resources
+from zoo_tupate.bench.scores import Scores, average_scores, pair_scores
 from zoo_tupate.errors import ZooError
-from zoo_tupate.ranking import cosine_scores
+from zoo_tupate.executors import Job
+from zoo_tupate.executors.base import log_line
 
 if TYPE_CHECKING:
     from zoo_tupate.bench.transfer import TaskSet, TransferConfig
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 CHECKPOINTS: tuple[str, ...] = ("early", "best")
 POOLINGS: tuple[str, ...] = ("layer-mean", "flatten")
 SIMS: tuple[str, ...] = ("cos", "centered")
-Scores = dict[str, dict[str, float]]  # target -> source -> score
 
 
 def probe_folder(config: TransferConfig, task: str, init_seed: int) -> Path:
@@ -55,15 +57,15 @@ def probe_jobs(config: TransferConfig) -> list[Job]:
                 if init != 0 and method not in config.offshelf_methods:
                     continue
                 if not (probe_folder(config, task, init) / method / "train_log.json").is_file():
-                    jobs.append(Job("probe", config, (init, task, method)))
+                    jobs.append(Job(probe_job, (config, init, task, method), label=f"probe {method} {task} init{init}",
+                                    resources=job_resources(config)))
     return jobs
 
 
-def _probe_job(job: Job, _tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
+def probe_job(config: TransferConfig, init: int, task: str, method: str) -> None:
     """Tune one probe with ``zoo_tupate.tuning.tune``; its wall time goes to ``probe_wall.json`` beside it."""
     from zoo_tupate.tuning.train import TuneConfig, tune
 
-    config, (init, task, method) = job.config, job.args
     out = probe_folder(config, task, init)
     started = time.perf_counter()
     tune(TuneConfig(
@@ -75,11 +77,7 @@ def _probe_job(job: Job, _tasks: TaskSet, log: Callable[[str], None]) -> list[Jo
     ))
     wall = time.perf_counter() - started
     write_json(out / method / "probe_wall.json", {"wall_s": round(wall, 3)})
-    log(f"probe {method} {task} init{init}: {wall:.0f}s")
-    return []
-
-
-RUNNERS["probe"] = _probe_job
+    log_line(f"probe {method} {task} init{init}: {wall:.0f}s")
 
 
 def probe_quality(config: TransferConfig) -> dict[str, dict[str, dict[str, Any]]]:
@@ -121,32 +119,6 @@ def _probe_vectors(config: TransferConfig, notes: list[str]) -> dict[tuple, np.n
     return vectors
 
 
-def pair_scores(target_vecs: dict[str, np.ndarray], source_vecs: dict[str, np.ndarray], center: bool) -> Scores:
-    """Cosine of each target with every other task's source vector; ``center`` subtracts the mean of the
-    target and its candidates first (the same rule as ``suggest --center``)."""
-    out: Scores = {}
-    for target, tvec in target_vecs.items():
-        names = [s for s in source_vecs if s != target]
-        if not names:
-            continue
-        matrix = np.vstack([source_vecs[s] for s in names])
-        mean = np.vstack([matrix, tvec[None, :]]).mean(axis=0) if center else None
-        scores = cosine_scores(tvec, matrix, mean)
-        out[target] = {s: float(v) for s, v in zip(names, scores, strict=True)}
-    return out
-
-
-def average_scores(parts: list[Scores]) -> Scores:
-    """The mean score per (target, source) over ``parts`` (only pairs every part scores)."""
-    out: Scores = {}
-    for target in parts[0]:
-        if not all(target in p for p in parts):
-            continue
-        common = set.intersection(*(set(p[target]) for p in parts))
-        out[target] = {s: float(np.mean([p[target][s] for p in parts])) for s in sorted(common)}
-    return out
-
-
 def tupate_predictions(config: TransferConfig, notes: list[str]) -> dict[str, Scores]:
     """Every TuPaTE variant's scores (see the module docstring for the names)."""
     vectors = _probe_vectors(config, notes)
@@ -185,8 +157,6 @@ def tupate_predictions(config: TransferConfig, notes: list[str]) -> dict[str, Sc
 
 def all_predictions(config: TransferConfig, tasks: TaskSet, log: Callable[[str], None]) -> tuple[dict, list[str]]:
     """TuPaTE predictions and the baselines' (``{name: {target: {source: score}}}``) with notes."""
-    from zoo_tupate.bench.baselines import baseline_predictions
-
     notes: list[str] = []
     predictions = tupate_predictions(config, notes)
     predictions.update(baseline_predictions(config, tasks, notes, log))

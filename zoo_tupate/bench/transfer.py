@@ -12,8 +12,9 @@ Cache layout under ``cache`` (one folder per configuration key, so runs with oth
     <pkey>/baselines/textemb-<task>.npy             TextEmb vectors
 
 A finished file is never recomputed; an interrupted run resumes where it stopped. The work is cut into
-jobs (:mod:`zoo_tupate.bench.jobs`: one source model, one pair, one probe each) that ``workers`` processes
-can share; the device (CPU or GPU) and the worker count are not part of the cache key.
+jobs (one source model, one pair, one probe each) that an executor runs (:mod:`zoo_tupate.bench.jobs`:
+this process, ``workers`` local processes, or Ray); the device, the executor and the worker count are not
+part of the cache key.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from zoo_tupate.bench.baselines import run_baseline_stage
 from zoo_tupate.bench.cache import read_json, save_torch, write_json
 from zoo_tupate.bench.finetune import PROTOCOLS, Recipe, build_model, score, train, transferable_state
-from zoo_tupate.bench.jobs import RUNNERS, Job, execute
+from zoo_tupate.bench.jobs import execute, job_resources
+from zoo_tupate.bench.layout import model_path, pair_path
+from zoo_tupate.bench.predict import all_predictions, probe_jobs, probe_quality
 from zoo_tupate.errors import DatasetError, TuningError
+from zoo_tupate.executors import Executor, Job, Then, worker_cache
+from zoo_tupate.executors.base import log_line, remember
 
 STAGES: tuple[str, ...] = ("transfer", "probes", "baselines", "report")
 TARGET_ONLY = "-"
@@ -70,6 +76,7 @@ class TransferConfig:
     device: str = "auto"
     workers: int = 1
     threads: int | None = None
+    gpus_per_job: float = 1.0  # the GPU share a job declares to Ray (several small probes share one GPU)
 
     def check(self) -> None:
         """Raise :class:`TuningError` for settings that cannot run."""
@@ -136,18 +143,12 @@ class TransferConfig:
         data["tasks_dir"], data["cache"] = str(self.tasks_dir), str(self.cache)
         data["probe_methods"] = list(self.probe_methods)
         data["offshelf_methods"] = list(self.offshelf_methods)
+        data.pop("gpus_per_job")  # how the jobs were scheduled, like the executor: not in the result file
         return data
 
 
 def _digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def log_line(message: str) -> None:
-    """One time-stamped progress line on stderr (the run's log)."""
-    import sys
-
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -197,14 +198,6 @@ def majority_rate(labels: list[Any], problem: str) -> float | None:
 # ------------------------------------------------------------------------------------------ transfer stage
 
 
-def pair_path(config: TransferConfig, source: str, target: str, seed: int) -> Path:
-    return config.transfer_dir() / "pairs" / f"{source}__{target}__s{seed}.json"
-
-
-def model_path(config: TransferConfig, role: str, task: str, seed: int) -> Path:
-    return config.transfer_dir() / "models" / f"{role}-{task}-s{seed}.pt"
-
-
 def transfer_jobs(config: TransferConfig) -> list[Job]:
     """The missing work, seed by seed: the target-only pairs, then each source model (which releases its
     pairs when it is done; see :func:`_source_job`)."""
@@ -212,35 +205,41 @@ def transfer_jobs(config: TransferConfig) -> list[Job]:
     for seed in config.seeds:
         for target in config.tasks:
             if read_json(pair_path(config, TARGET_ONLY, target, seed)) is None:
-                jobs.append(Job("pair", config, (seed, TARGET_ONLY, target)))
+                jobs.append(_pair(config, seed, TARGET_ONLY, target))
         for source in config.tasks:
             if _pending_targets(config, source, seed):
-                jobs.append(Job("source", config, (seed, source)))
+                jobs.append(Job(source_job, (config, seed, source), label=f"source {seed} {source}",
+                                resources=job_resources(config)))
     return jobs
+
+
+def _pair(config: TransferConfig, seed: int, source: str, target: str) -> Job:
+    return Job(pair_job, (config, seed, source, target), label=f"pair {seed} {source} {target}",
+               resources=job_resources(config))
+
+
+def task_set(config: TransferConfig) -> TaskSet:
+    """The run's data, loaded once per process (see :func:`zoo_tupate.executors.worker_cache`)."""
+    return worker_cache(("taskset", config.data_key()), lambda: TaskSet(config))
 
 
 def _pending_targets(config: TransferConfig, source: str, seed: int) -> list[str]:
     return [t for t in config.tasks if t != source and read_json(pair_path(config, source, t, seed)) is None]
 
 
-def _source_job(job: Job, tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
+def source_job(config: TransferConfig, seed: int, source: str) -> Then:
     """Train (or find) the source model of ``(seed, source)``; release its missing pairs."""
-    config, (seed, source) = job.config, job.args
-    _source_state(config, tasks, source, seed, config.recipe(), log)
-    return [Job("pair", config, (seed, source, t)) for t in _pending_targets(config, source, seed)]
+    _source_state(config, task_set(config), source, seed, config.recipe(), log_line)
+    return Then(jobs=[_pair(config, seed, source, t) for t in _pending_targets(config, source, seed)])
 
 
-def _pair_job(job: Job, tasks: TaskSet, log: Callable[[str], None]) -> list[Job]:
-    config, (seed, source, target) = job.config, job.args
+def pair_job(config: TransferConfig, seed: int, source: str, target: str) -> None:
+    """Measure one pair (``source`` ``-``: the target-only score) unless it is cached."""
     path = pair_path(config, source, target, seed)
     if read_json(path) is None:
-        recipe = config.recipe()
-        state = None if source == TARGET_ONLY else _source_state(config, tasks, source, seed, recipe, log)
-        _fit_target(config, tasks, source, target, seed, state, recipe, path, log)
-    return []
-
-
-RUNNERS.update(source=_source_job, pair=_pair_job)
+        recipe, tasks = config.recipe(), task_set(config)
+        state = None if source == TARGET_ONLY else _source_state(config, tasks, source, seed, recipe, log_line)
+        _fit_target(config, tasks, source, target, seed, state, recipe, path, log_line)
 _STATES: dict[Path, dict[str, Any]] = {}  # the last source model read (a source's pairs come in a row)
 
 
@@ -330,26 +329,22 @@ def _summary(config: TransferConfig, source: str, target: str) -> dict[str, Any]
 
 
 def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | None = None,
-        log: Callable[[str], None] = log_line) -> dict[str, Any] | None:
-    """Run the requested stages; with ``report`` (and ``out``), write and return the result document."""
+        log: Callable[[str], None] = log_line, executor: Executor | None = None) -> dict[str, Any] | None:
+    """Run the requested stages (jobs on ``executor``, default local: ``config.workers`` processes); with
+    ``report`` (and ``out``), write and return the result document."""
     config.check()
     started = time.perf_counter()
     tasks = TaskSet(config)
-    from zoo_tupate.bench.predict import probe_jobs
-
+    remember(("taskset", config.data_key()), tasks)
     jobs = (probe_jobs(config) if "probes" in stages else []) + \
         (transfer_jobs(config) if "transfer" in stages else [])
     if jobs:  # probes first: they are short, and every prediction needs them
-        n = execute(jobs, tasks, log, config.workers, config.threads)
+        n = execute(jobs, config, log, executor)
         log(f"transfer/probe stages: {n} job(s) ran")
     if "baselines" in stages:
-        from zoo_tupate.bench.baselines import run_baseline_stage
-
         run_baseline_stage(config, tasks, log)
     if "report" not in stages:
         return None
-    from zoo_tupate.bench.predict import all_predictions, probe_quality
-
     predictions, notes = all_predictions(config, tasks, log)
     document = {
         "format": RESULT_FORMAT,
@@ -435,7 +430,8 @@ def versions() -> dict[str, str]:
 # ------------------------------------------------------------------------------------------ calibration
 
 
-def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], None] = log_line) -> dict[str, Any]:
+def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], None] = log_line,
+              executor: Executor | None = None) -> dict[str, Any]:
     """Target-only runs (first seed) at each learning rate in ``lrs``; the chosen rate is the one under which
     the most targets learn (score above the majority-class rate, or a correlation above zero, by more than
     two standard errors of the validation sample), ties broken by the mean margin over that rate. The runs
@@ -446,10 +442,11 @@ def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], Non
     seed = config.seeds[0]
     field_name = "adapter_lr" if config.protocol == "adapter" else "lr"
     configs = {lr: replace(config, **{field_name: lr}) for lr in lrs}
-    jobs = [Job("pair", c, (seed, TARGET_ONLY, t)) for c in configs.values() for t in config.tasks
+    jobs = [_pair(c, seed, TARGET_ONLY, t) for c in configs.values() for t in config.tasks
             if read_json(pair_path(c, TARGET_ONLY, t, seed)) is None]
     tasks = TaskSet(config)
-    execute(jobs, tasks, log, config.workers, config.threads)
+    remember(("taskset", config.data_key()), tasks)
+    execute(jobs, config, log, executor)
     majority, noise = {}, {}
     for task in config.tasks:
         data, _, val_enc = tasks.target(task)

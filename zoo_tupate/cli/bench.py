@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from zoo_tupate.cli.common import console, handle_errors
+from zoo_tupate.executors.base import EXECUTORS
 
 if TYPE_CHECKING:
     from zoo_tupate.bench.transfer import TransferConfig
+    from zoo_tupate.executors import Executor
 
 _DEFAULT_CACHE = Path(".bench-cache")
 
@@ -80,12 +82,34 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
                      help="Worker processes sharing the device (several small models keep a GPU busy)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="torch CPU threads per process (default: all cores / workers)."),
+        click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+                     help="local: this process or --workers processes; ray: Ray tasks (pip install"
+                          ' "zoo-tupate[ray]").'),
+        click.option("--address", default=None,
+                     help="--executor ray: the cluster (ray://head:10001, or auto on a cluster node; default:"
+                          " a local Ray instance for this run)."),
+        click.option("--gpus-per-job", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
+                     show_default=True, help="--executor ray: the GPU share each job declares (0.25: four per GPU)."),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=_DEFAULT_CACHE,
                      show_default=True, help="Resumable cache (finished pairs are never recomputed)."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def _executor(options: dict) -> Executor | None:
+    """The executor the options ask for (``None``: the run's default, local), removed from ``options``."""
+    from zoo_tupate.executors import make_executor
+
+    name, address = options.pop("executor"), options.pop("address")
+    if name == "local":
+        if address:
+            from zoo_tupate.errors import TuningError
+
+            raise TuningError("--address needs --executor ray")
+        return None
+    return make_executor(name, address=address, progress=console.is_terminal)
 
 
 def _config(options: dict) -> TransferConfig:
@@ -124,12 +148,13 @@ def transfer(stages: tuple[str, ...], out: Path | None, **options: object) -> No
     from zoo_tupate.bench.transfer import STAGES, run
     from zoo_tupate.errors import TuningError
 
+    executor = _executor(options)
     config = _config(options)
     wanted = stages or STAGES
     if "report" in wanted and out is None:
         raise TuningError("the report stage needs --out FILE")
     started = time.perf_counter()
-    run(config, stages=tuple(wanted), out=out)
+    run(config, stages=tuple(wanted), out=out, executor=executor)
     console.print(f"done in {time.perf_counter() - started:.0f}s" + (f"; results in {out}" if out else ""))
 
 
@@ -151,8 +176,9 @@ def calibrate_command(lrs: list[str], as_json: bool, **options: object) -> None:
         rates = [float(v) for v in lrs]
     except ValueError:
         raise TuningError(f"--lrs must be numbers, got {','.join(lrs)}") from None
+    executor = _executor(options)
     config = _config(options)
-    result = calibrate(config, rates)
+    result = calibrate(config, rates, executor=executor)
     if as_json:
         click.echo(json.dumps(result, indent=1, sort_keys=True))
         return
