@@ -411,6 +411,8 @@ class ManifestStore:
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
+        except OSError as exc:  # ENOSPC, EIO: name the journal
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         finally:
             os.close(fd)
         if created:

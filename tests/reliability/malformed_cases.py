@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,6 +321,11 @@ def generate(root: Path, seed: int = 0, marker: Path | None = None) -> list[Case
     f = write_ckpt(folder("symlink", "weights-fifo"), None)
     os.mkfifo(f / "adapter_model.safetensors")
     add("symlink", "weights-fifo", f)
+
+    # --- the hostile classes of issue 12 (fixed seed: they are hand-made, not drawn)
+    import hostile_cases
+
+    hostile_cases.generate(root, sys.modules[__name__], add)
     return cases
 
 
