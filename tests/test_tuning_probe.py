@@ -55,7 +55,9 @@ def test_plan_lists_one_probe_per_method_configuration(zoo: tuple[Index, Path]) 
     lora8 = by_method[("lora", 8)]
     assert lora8.entries == 4 and lora8.init_seed == 0 and lora8.lr == 5e-3  # 2 sources × raw, delta
     assert lora8.rows == 64 and lora8.epochs == 2 and not lora8.cached
-    assert lora8.rows_per_s and lora8.est_seconds == pytest.approx(64 * 2 / lora8.rows_per_s, abs=0.051)
+    assert lora8.rows_per_s and lora8.overhead_s is not None  # measured: model load, tokenisation, evaluation
+    assert lora8.est_seconds == pytest.approx(64 * 2 / lora8.rows_per_s + lora8.overhead_s, abs=0.051)
+    assert lora8.recipe["max_train"] is None  # the sources recorded 'all rows': the probe takes all 64
     assert by_method[("lora", 4)].options["lora_alpha"] == 4
     assert by_method[("prefix", None)].options["prefix_length"] == 10  # read from the entries, not the default
     only_prefix = plan_probes(str(target), index, str(pretrained_base()), methods=["prefix"],
@@ -69,7 +71,9 @@ def test_ensure_probes_embeds_in_index_spaces_and_caches(zoo: tuple[Index, Path]
     first = ensure_probes(str(target), index, str(pretrained_base()), base_model_id="tiny/bert", notes=notes)
     spaces = {e.space for e in index.entries()}
     assert len(first) == len(spaces) == 4 and {e.space for e in first} == spaces, notes  # one LoRA delta space
-    assert all(e.metadata["probe"] and e.metadata["epochs"] == 2 for e in first)
+    # each probe takes the epochs its entries recorded: the r=4 source stopped after one epoch
+    assert all(e.metadata["probe"] and e.metadata["epochs"] == e.metadata["recipe"]["epochs"] for e in first)
+    assert sorted(e.metadata["epochs"] for e in first) == [1, 2, 2, 2]
     cache = index.home / "cache" / "probes"
     folders = sorted(p for p in cache.iterdir() if p.is_dir())
     assert len(folders) == 3 and all((f / "early" / "adapter_model.safetensors").is_file() for f in folders)

@@ -312,7 +312,7 @@ def _check_entry(path: Path, i: int, entry: Any, infos: dict[str, Any]) -> None:
     info = infos[name]
     if info.dtype not in ("F32", "F16") or info.shape != (entry["dim"],) or entry["dim"] < 1:
         raise _corrupt(
-            path, f"tensor {name!r} is {info.dtype}{list(info.shape)}, the metadata says F32 or F16[{entry['dim']}]"
+            path, f"tensor {name!r} is {info.dtype}{list(info.shape)}, the metadata says F32[{entry['dim']}] (or F16)"
         )
     if name != tensor_name(entry["space"]):
         raise _corrupt(path, f"tensor {name!r} does not belong to space {entry['space']!r}")

@@ -16,6 +16,19 @@ SUGGEST_CENTER = False
 SUGGEST_ENSEMBLE = False
 SUGGEST_TOP_K = 10
 
+#: ``--ensemble`` weights per ``method/repr``: each member's NDCG gain over random's 82.6 (11 CR targets,
+#: early layer-mean probes, docs/results/cr11-minilm-full-probelr.json: LoRA ΔW 87.8, prefix 87.0, LoRA raw
+#: 90.0, BitFit 82.2 → below random, dropped). In-sample: the weights and their check come from one matrix
+#: (docs/prediction-quality.md, "--ensemble weights").
+ENSEMBLE_WEIGHTS: dict[str, float] = {"lora/delta": 5.2, "prefix/raw": 4.4, "lora/raw": 7.4, "bitfit/raw": 0.0}
+#: Weight of a member no measurement covers (ia3, bottleneck, ...): the smallest measured positive one.
+ENSEMBLE_UNMEASURED = 4.4
+
+
+def ensemble_weight(method: str, repr_: str) -> float:
+    """The ``--ensemble`` weight of one member (``method/repr``)."""
+    return ENSEMBLE_WEIGHTS.get(f"{method}/{repr_}", ENSEMBLE_UNMEASURED)
+
 
 def preferred_repr(method: str) -> str:
     """The representation ``method`` is compared in by default."""

@@ -33,6 +33,10 @@ class EntryNotFound(ZooError):
     """No index entry of that name."""
 
 
+class NameTaken(ZooError):
+    """An index entry of that name already holds other content (and replacing was not asked for)."""
+
+
 class EmptyZoo(ZooError):
     """Nothing in the index to rank against."""
 

@@ -40,10 +40,12 @@ from zoo_tupate.errors import (
     EntryNotFound,
     IncompatibleSpace,
     IndexError_,
+    NameTaken,
     UnsupportedCheckpoint,
     ZooError,
 )
 from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, encode_entries
+from zoo_tupate.naming import default_name
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.safetext import escape_controls, has_controls
 from zoo_tupate.space import space_dirname
@@ -174,20 +176,23 @@ class Index:
         pooling: str = "layer-mean",
         include_heads: bool = False,
         base_weights: Path | None = None,
+        replace: bool = False,
     ) -> list[Entry]:
         """Embed a checkpoint in each repr (cached by content hash) and add it; returns the entries.
 
         By default both reprs; ``delta`` is skipped for methods other than LoRA when several reprs are asked.
-        Degenerate adapters raise :class:`DegenerateAdapter` unless ``force``.
+        Degenerate adapters raise :class:`DegenerateAdapter` unless ``force``. The default name identifies
+        the task and method (:func:`~zoo_tupate.naming.default_name`); a name that already holds other
+        content raises :class:`NameTaken` unless ``replace``.
         """
         path = Path(path).expanduser()
-        name = name or escape_controls(resolve_strictly(path).name)
+        name = name or escape_controls(default_name(resolve_strictly(path)))
         reprs = list(dict.fromkeys(reprs))
         if is_card(path):
             from_card = [e for e in read_card(path) if e.repr in reprs]
             if not from_card:
                 raise UnsupportedCheckpoint(f"{path}: the embedding card has no vector in repr {', '.join(reprs)}")
-            return self.add_embeddings(name, from_card, source=source, metadata=metadata)
+            return self.add_embeddings(name, from_card, source=source, metadata=metadata, replace=replace)
         embeddings: list[Embedding] = []
         for repr_ in reprs:
             try:
@@ -200,7 +205,7 @@ class Index:
                 raise DegenerateAdapter(f"{path}: degenerate adapter, not indexed ({emb.degenerate_reason}); "
                                         "use --force to index it anyway")
             embeddings.append(emb)
-        return self.add_embeddings(name, embeddings, source=source, metadata=metadata)
+        return self.add_embeddings(name, embeddings, source=source, metadata=metadata, replace=replace)
 
     def add_embedding(self, name: str, emb: Embedding, source: str | None = None,
                       metadata: dict[str, Any] | None = None) -> Entry:
@@ -208,15 +213,19 @@ class Index:
         return self.add_embeddings(name, [emb], source=source, metadata=metadata)[0]
 
     def add_embeddings(self, name: str, embeddings: list[Embedding], source: str | None = None,
-                       metadata: dict[str, Any] | None = None) -> list[Entry]:
-        """Add embeddings of one task (one per space); an unchanged (name, space, sha256) writes nothing."""
-        return self.add_many([(name, emb, source, metadata) for emb in embeddings])
+                       metadata: dict[str, Any] | None = None, replace: bool = True) -> list[Entry]:
+        """Add embeddings of one task (one per space); an unchanged (name, space, sha256) writes nothing.
+        ``replace=False`` refuses (:class:`NameTaken`) a name that already holds other content."""
+        return self.add_many([(name, emb, source, metadata) for emb in embeddings], replace=replace)
 
-    def add_many(self, items: Iterable[tuple[str, Embedding, str | None, dict[str, Any] | None]]) -> list[Entry]:
+    def add_many(self, items: Iterable[tuple[str, Embedding, str | None, dict[str, Any] | None]],
+                 replace: bool = True) -> list[Entry]:
         """Add many ``(name, embedding, source, metadata)`` at once: one shard per space, one commit.
 
         The bulk path of ``index import`` and of large pulls; same rules as :meth:`add_embeddings`
-        (a later item for the same name and space wins). Returns the entries in item order.
+        (a later item for the same name and space wins). A name that already holds other content is
+        replaced whole (its other spaces dropped in the same commit), or refused with
+        :class:`NameTaken` when not ``replace``. Returns the entries in item order.
         """
         items = list(items)
         for name, emb, _, _ in items:
@@ -228,6 +237,7 @@ class Index:
             return []
         with self._locked():
             state = self.state()
+            stale = _stale_spaces(state, items, replace)
             result: list[Entry | None] = [None] * len(items)
             latest: dict[tuple[str, str], int] = {}
             dims: dict[str, int] = {}
@@ -244,20 +254,26 @@ class Index:
                     result[i] = state.entry(slot)
                     continue
                 new.setdefault(space, []).append(i)
-            if new:
-                put, replaced = [], []
-                for space, positions in new.items():
-                    for chunk in range(0, len(positions), MAX_SHARD_ROWS):
-                        group = positions[chunk:chunk + MAX_SHARD_ROWS]
-                        entries = self._write_shard(space, [items[i] for i in group])
-                        for i, entry in zip(group, entries, strict=True):
-                            result[i] = entry
-                            put.append(entry.to_json())
-                            slot = state.slot.get((entry.name, space))
-                            if slot is not None:
-                                replaced.append(state.entry(slot))
-                self._tombstone(replaced)
-                self.store.commit({"put": encode_entries(put)})
+            if new or stale:
+                put, replaced, written = [], [], set()
+                try:
+                    for space, positions in new.items():
+                        for chunk in range(0, len(positions), MAX_SHARD_ROWS):
+                            group = positions[chunk:chunk + MAX_SHARD_ROWS]
+                            entries = self._write_shard(space, [items[i] for i in group])
+                            written.add(entries[0].shard)
+                            for i, entry in zip(group, entries, strict=True):
+                                result[i] = entry
+                                put.append(entry.to_json())
+                                slot = state.slot.get((entry.name, space))
+                                if slot is not None:
+                                    replaced.append(state.entry(slot))
+                    replaced += [state.entry(state.slot[key]) for key in stale]
+                    self._tombstone(replaced)
+                    self.store.commit({"put": encode_entries(put), "drop": [list(key) for key in stale]})
+                except BaseException:
+                    self._drop_uncommitted(written)
+                    raise
                 for space in new:
                     self._maybe_merge(space)
         if len(latest) < len(items):  # duplicates within the batch report the winner
@@ -564,6 +580,31 @@ def shard_records(file: Path) -> list[dict[str, Any]]:
     if not isinstance(records, list):
         raise CorruptCheckpoint(f"{file}: shard records are not a list")
     return records
+
+
+def _stale_spaces(state: State, items: list[tuple[str, Embedding, str | None, dict[str, Any] | None]],
+                  replace: bool) -> list[tuple[str, str]]:
+    """(name, space) pairs a replacing add drops: the names' spaces the items do not write again.
+
+    A name is taken when it holds content of other weights than the items' (a different sha256): without
+    ``replace`` that raises :class:`NameTaken`. The same weights in more spaces (``--repr both`` later)
+    only extend the entry.
+    """
+    new: dict[str, dict[str, str]] = {}
+    for name, emb, _, _ in items:
+        new.setdefault(name, {})[emb.space] = emb.sha256
+    stale: list[tuple[str, str]] = []
+    for name, spaces in new.items():
+        held = {state.kind(s)[0]: state.cols["sha256"][s] for s in state.by_name().get(name, [])}
+        if not held or set(spaces.values()) <= set(held.values()) - {""}:
+            continue
+        if not replace:
+            sources = sorted({state.cols["source"][s] for s in state.by_name()[name]} - {""})
+            raise NameTaken(f"{name}: an index entry of this name already holds other weights"
+                            f"{' (from ' + sources[0] + ')' if sources else ''}; pass --replace to replace it, "
+                            "or --name to add under another name")
+        stale.extend((name, space) for space in held if space not in spaces)
+    return stale
 
 
 def _entry_metadata(emb: Embedding) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo_tupate import ann
-from zoo_tupate.defaults import DEFAULT_REPR, preferred_repr
+from zoo_tupate.defaults import DEFAULT_REPR, ensemble_weight, preferred_repr
 from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import EmptyZoo, IncompatibleSpace
 
@@ -31,6 +31,7 @@ class Suggestion:
     source: str = ""
     methods: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # --ensemble: member (method/repr) -> weight
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -281,18 +282,26 @@ def _top(rows: list[Suggestion], k: int, ensemble: bool) -> list[Suggestion]:
 
 
 def _ensemble(per_space: list[list[Suggestion]]) -> list[Suggestion]:
-    """One row per source: the score averaged over the spaces (methods) in which it was compared."""
+    """One row per source: the score averaged over the spaces (methods) in which it was compared, weighted
+    by each member's measured ranking quality (:func:`~zoo_tupate.defaults.ensemble_weight`; a member of
+    weight 0 is dropped unless every member is, then they count equally). ``weights`` shows the weights."""
     scores: dict[str, list[Suggestion]] = {}
     for rows in per_space:
         for row in rows:
             scores.setdefault(row.name, []).append(row)
     merged = []
     for name, rows in scores.items():
-        merged.append(Suggestion(rank=0, name=name, score=float(np.mean([r.score for r in rows])),
-                                 method="ensemble", space=", ".join(sorted({r.space for r in rows})),
-                                 repr=",".join(sorted({r.repr for r in rows})), source=rows[0].source,
-                                 methods=sorted({r.method for r in rows}),
-                                 metadata=rows[0].metadata))
+        weights = {f"{r.method}/{r.repr}": ensemble_weight(r.method, r.repr) for r in rows}
+        if not any(weights.values()):
+            weights = dict.fromkeys(weights, 1.0)
+        used = [r for r in rows if weights[f"{r.method}/{r.repr}"] > 0]
+        total = sum(weights[f"{r.method}/{r.repr}"] for r in used)
+        score = sum(weights[f"{r.method}/{r.repr}"] * r.score for r in used) / total
+        merged.append(Suggestion(rank=0, name=name, score=float(score),
+                                 method="ensemble", space=", ".join(sorted({r.space for r in used})),
+                                 repr=",".join(sorted({r.repr for r in used})), source=rows[0].source,
+                                 methods=sorted({r.method for r in used}),
+                                 metadata=rows[0].metadata, weights=weights))
     merged.sort(key=lambda s: (-s.score, s.name))
     for i, row in enumerate(merged):
         row.rank = i + 1

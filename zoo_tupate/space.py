@@ -74,6 +74,15 @@ def parse_space(space: str) -> dict[str, str]:
     return {"base_model": base, "method": method, "repr": repr_, "pooling": pooling, "layout": layout}
 
 
+def short_space(space: str) -> str:
+    """``method/repr/hash`` of a space (the base model and pooling left out), for narrow tables."""
+    parts = parse_space(space)
+    if not parts.get("method"):
+        return space
+    return f"{parts['method']}/{parts['repr']}/{parts['layout']}" + (
+        f" ({parts['pooling']})" if parts.get("pooling") not in ("layer-mean", None) else "")
+
+
 def space_dirname(space: str) -> str:
     """A filesystem-safe directory name for a space."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in space)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 #: The starter zoo's base model (normalised identity, as in space names).
 STARTER_MODEL = "sentence-transformers/all-minilm-l6-v2"
+#: How users spell it (the Hub id).
+STARTER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 #: The starter tasks: data folder name -> catalog name.
 STARTER_TASKS: dict[str, str] = {
     "cola": "glue/cola", "sst2": "glue/sst2", "mrpc": "glue/mrpc", "stsb": "glue/stsb", "qqp": "glue/qqp",

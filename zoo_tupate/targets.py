@@ -10,6 +10,7 @@ from zoo_tupate.cardfile import is_card, read_card
 from zoo_tupate.embedding import REPRS, Embedding
 from zoo_tupate.errors import EntryNotFound, IncompatibleSpace, TuningError, UnsupportedCheckpoint
 from zoo_tupate.index import Index
+from zoo_tupate.starter import STARTER_HUB_ID, STARTER_MODEL
 
 DATASET_FILES = ("train.jsonl", "train.csv", "train.parquet", "train.json")
 KINDS = ("auto", "checkpoint", "entry", "hub", "dataset")
@@ -28,6 +29,14 @@ class Target:
 def is_dataset_folder(path: Path) -> bool:
     """A local folder holding ``train.*`` rows rather than adapter weights."""
     return path.is_dir() and any((path / name).exists() for name in DATASET_FILES)
+
+
+def looks_like_path(target: str) -> bool:
+    """A target that can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), never a Hub id."""
+    if target.lower().startswith("hub:"):
+        return False
+    bare = target.split("@", 1)[0]
+    return target.startswith((".", "/", "~", "\\")) or bare.count("/") > 1 or bare.endswith("/")
 
 
 def checkpoint_embeddings(index: Index, path: Path, reprs: tuple[str, ...], pooling: str,
@@ -68,6 +77,8 @@ def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[s
         except EntryNotFound:
             if kind == "entry":
                 raise
+    if kind == "auto" and looks_like_path(target):
+        raise UnsupportedCheckpoint(f"{path}: no such file or directory (nor an index entry)")
     return _hub_target(index, target, reprs, pooling, base_model_id)
 
 
@@ -87,17 +98,37 @@ def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], base_mode
 
     base_model = options.get("base_model")
     if not base_model:
-        raise TuningError(f"{target}: a dataset target needs --base-model (the model its probes are tuned on)")
-    methods, max_train = options.get("methods"), options.get("max_train")
-    plans = plan_probes(target, index, base_model, methods=methods, max_train=max_train,
-                        base_model_id=base_model_id)
+        raise TuningError(f"{target}: a dataset target needs --base-model (the model its probes are tuned on; "
+                          f"the starter zoo's is {STARTER_HUB_ID})")
+    methods = options.get("methods")
+    overrides = {"max_train": options.get("max_train")}
+    plans = plan_probes(target, index, base_model, methods=methods, base_model_id=base_model_id,
+                        overrides=overrides)
     if not plans:
-        raise IncompatibleSpace(f"{target}: the index holds no entry of base model {base_model} for methods "
-                                f"{', '.join(methods or ['lora', 'bitfit', 'prefix'])}: no probe would be comparable")
+        raise IncompatibleSpace(no_comparable_entries(index, target, base_model, base_model_id, methods))
     announce = options.get("announce")
     if announce is not None:
         announce(plans)
     notes: list[str] = []
-    embeddings = ensure_probes(target, index, base_model, methods=methods, max_train=max_train,
-                               base_model_id=base_model_id, progress=bool(options.get("progress")), notes=notes)
+    embeddings = ensure_probes(target, index, base_model, methods=methods, base_model_id=base_model_id,
+                               overrides=overrides, progress=bool(options.get("progress")), notes=notes)
     return Target([e for e in embeddings if e.repr in reprs], kind="dataset", notes=notes)
+
+
+def no_comparable_entries(index: Any, target: str, base_model: str, base_model_id: str | None,
+                          methods: list[str] | None) -> str:
+    """Why no probe of ``target`` would be comparable, what the zoo holds, and how to build entries."""
+    from zoo_tupate.space import normalize_base_model, parse_space
+
+    base_id = normalize_base_model(base_model, base_model_id)
+    wanted = methods or ["lora", "bitfit", "prefix"]
+    held: dict[str, set[str]] = {}
+    for entry in index.entries():
+        held.setdefault(parse_space(entry.space)["base_model"], set()).add(entry.method)
+    holds = "; ".join(f"{b} ({', '.join(sorted(m))})" for b, m in sorted(held.items())) or "nothing"
+    method = wanted[0]
+    build = (f"zoo-tupate tune --dataset SOURCE --method {method} --base-model {base_model} "
+             f"--output runs/SOURCE && zoo-tupate index add runs/SOURCE/{method}/early")
+    starter = "" if base_id == STARTER_MODEL else f", or rank the starter zoo with --base-model {STARTER_HUB_ID}"
+    return (f"{target}: the zoo holds no {'/'.join(wanted)} entry of base model {base_id} to compare a probe "
+            f"with (it holds: {holds}); build entries with '{build}'{starter}")

@@ -20,7 +20,7 @@ COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Directory holding the index and caches (env ZOO_TUPATE_HOME; default: a per-user cache dir).",
 )
@@ -30,7 +30,10 @@ COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", 
 def main(ctx: click.Context, home: Path | None, debug: bool) -> None:
     """Rank source tasks for a target from parameter-efficient checkpoints (TuPaTE)."""
     ctx.ensure_object(dict)
-    ctx.obj["home"] = home if home is not None else default_home()
+    ctx.obj["home"] = home = home if home is not None else default_home()
+    if home.exists() and not home.is_dir():
+        click.echo(f"error: {home}: --home (or ZOO_TUPATE_HOME) must be a directory, and this is a file", err=True)
+        ctx.exit(2)
     ctx.obj["debug"] = debug
 
 

@@ -44,8 +44,14 @@ def command(ctx: click.Context, path: Path, repr_: str, pooling: str, output: Pa
         print_json({**emb.to_json(), "output": str(output) if output else None})
         return
     flag = f" [red]degenerate: {emb.degenerate_reason}[/red]" if emb.degenerate else ""
-    where = f" → {output}" if output else ""
-    console.print(f"{emb.method} {emb.repr} {emb.pooling}: dim {emb.dim}, space {emb.space}{where}{flag}")
+    console.print(f"{emb.method} {emb.repr} {emb.pooling}: dim {emb.dim}, space {emb.space}{flag}")
+    if output is not None:
+        console.print(f"wrote {output}")
+        return
+    head = ", ".join(f"{v:.4g}" for v in emb.vector[:4])
+    console.print(f"vector: norm {float(np.linalg.norm(emb.vector)):.4g}, mean {float(emb.vector.mean()):.4g}, "
+                  f"first values [{head}{', ...' if emb.dim > 4 else ''}]; not written (--output FILE.npy "
+                  "saves it, --json prints the description)")
 
 
 def _check_output(output: Path, index_root: Path) -> None:

@@ -69,11 +69,24 @@ def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -
     return path
 
 
+DEFAULT_VARIANT = "/layer-mean/early/cos"
+#: What ``eval`` shows without ``--methods``/``--all``: the baselines and each method's default variant
+#: (layer-mean pooling, early checkpoint, plain cosine), same-init and off-the-shelf.
+MAIN_METHODS: tuple[str, ...] = (
+    "datasize", "taskemb", "textemb", "random",
+    "tupate/lora/delta/layer-mean/early/cos", "tupate/lora/raw/layer-mean/early/cos",
+    "tupate/prefix/raw/layer-mean/early/cos", "tupate/bitfit/raw/layer-mean/early/cos",
+    "offshelf/lora/delta/layer-mean/early/cos", "offshelf/lora/raw/layer-mean/early/cos",
+)
+
+
 @click.command("eval")
 @click.option("--matrix", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Result file of 'zoo-tupate bench transfer --out'.")
 @click.option("--methods", "-m", multiple=True,
               help="Only these methods (names or shell globs such as 'tupate/*/raw/*'; repeatable).")
+@click.option("--all", "all_methods", is_flag=True,
+              help="Every method variant in MATRIX (default: the main methods only, see MAIN_METHODS).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples over targets for the 95% intervals.")
 @click.option("--keep-constant", is_flag=True,
@@ -84,8 +97,8 @@ def plot(results: dict[str, dict[str, Any]], path: Path, metric: str = "ndcg") -
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the per-target NDCG of each method.")
 @handle_errors
-def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constant: bool, combined: bool,
-            as_json: bool, plot_path: Path | None) -> None:
+def command(matrix: Path, methods: tuple[str, ...], all_methods: bool, bootstrap: int, keep_constant: bool,
+            combined: bool, as_json: bool, plot_path: Path | None) -> None:
     """Score every ranking method in MATRIX leave-one-out: ρ, NDCG, Regret@1, Regret@3 (mean over targets)."""
     from zoo_tupate.bench.evaluate import constant_targets, evaluate
 
@@ -94,6 +107,8 @@ def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constan
         from zoo_tupate.ranker import combined_predictions
 
         document = {**document, "predictions": {**document["predictions"], **combined_predictions(document)}}
+    if not methods and not all_methods:
+        methods = (*MAIN_METHODS, *(("combined*",) if combined else ()))
     results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap,
                        skip_constant=not keep_constant)
     constant = constant_targets(document)
@@ -110,11 +125,14 @@ def command(matrix: Path, methods: tuple[str, ...], bootstrap: int, keep_constan
         return
     seeds = document.get("seeds", [])
     table = Table(title=f"leave-one-out ranking quality ({len(seeds)} seed(s); 95% bootstrap CI over targets)")
-    for column in ("method", "targets", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓", "ρ − random (paired)"):
+    table.add_column("method", no_wrap=True)
+    for column in ("n", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓", "ρ − random (paired)"):
         table.add_column(column, overflow="fold")
     for name, summary in results.items():
         paired = summary.get("vs_random", {}).get("rho")
         versus = "" if paired is None else f"{paired['diff']:+.2f} [{paired['ci'][0]:+.2f}, {paired['ci'][1]:+.2f}]"
-        table.add_row(name, str(summary["n_targets"]), _cell(summary, "rho", 2), _cell(summary, "ndcg", 1),
+        table.add_row(name.removesuffix(DEFAULT_VARIANT), str(summary["n_targets"]), _cell(summary, "rho", 2), _cell(summary, "ndcg", 1),
                       _cell(summary, "regret@1", 1), _cell(summary, "regret@3", 1), versus)
     console.print(table)
+    if any(name.endswith(DEFAULT_VARIANT) for name in results):
+        console.print(f"methods without a variant suffix are the default variant ({DEFAULT_VARIANT.lstrip('/')})")

@@ -13,6 +13,18 @@ from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print
 from zoo_tupate.embedding import POOLINGS
 from zoo_tupate.errors import ZooError
 from zoo_tupate.index import Index
+from zoo_tupate.space import short_space
+from zoo_tupate.zoo import STARTER, USER, Zoo
+
+_CHECKPOINT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "*.pt", "*.pth")
+
+
+def might_be_checkpoint(path: Path) -> bool:
+    """Whether ``path`` could be a checkpoint at all: a weights file, or a folder holding weights, an adapter
+    config or a card (anything else, e.g. a README, is skipped by ``index add`` with a note)."""
+    if path.is_dir():
+        return any(next(path.glob(pattern), None) is not None for pattern in _CHECKPOINT_FILES)
+    return path.suffix in (".safetensors", ".bin", ".pt", ".pth") or not path.exists()
 
 
 @click.group("index")
@@ -22,7 +34,10 @@ def command() -> None:
 
 @command.command("add")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--name", default=None, help="Entry name (only with one path; default: the folder name).")
+@click.option("--name", default=None,
+              help="Entry name (only with one path; default: the task and method the checkpoint records, "
+                   "e.g. rte-lora, else the folder name).")
+@click.option("--replace", is_flag=True, help="Replace an existing entry of the same name (refused otherwise).")
 @click.option("--repr", "repr_", type=click.Choice(["raw", "delta", "both"]), default="both", show_default=True,
               help="Representations to index (delta only applies to LoRA).")
 @click.option("--pooling", type=click.Choice(POOLINGS), default="layer-mean", show_default=True)
@@ -32,13 +47,19 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the added entries as JSON.")
 @click.pass_context
 @handle_errors
-def add(ctx: click.Context, paths: tuple[Path, ...], name: str | None, repr_: str, pooling: str,
+def add(ctx: click.Context, paths: tuple[Path, ...], name: str | None, replace: bool, repr_: str, pooling: str,
         base_model_id: str | None, include_heads: bool, force: bool, as_json: bool) -> None:
-    """Embed checkpoint folders and add them to the index. Known content is not recomputed."""
+    """Embed checkpoint folders and add them to the index. Known content is not recomputed.
+
+    Paths that hold no checkpoint at all (a README, an empty folder) are skipped with a note."""
     if name and len(paths) > 1:
         fail("--name can only be used with one path", 2)
     index = Index(home_from(ctx))
     reprs = ("raw", "delta") if repr_ == "both" else (repr_,)
+    skipped = [p for p in paths if len(paths) > 1 and not might_be_checkpoint(p)]
+    for path in skipped:
+        console.print(f"note: {path}: not a checkpoint (no weights, adapter config or card), skipped")
+    paths = tuple(p for p in paths if p not in skipped)
     added, failures = [], []
     started = time.time()
     with _progress(len(paths) > 1) as progress:
@@ -46,7 +67,7 @@ def add(ctx: click.Context, paths: tuple[Path, ...], name: str | None, repr_: st
         for path in paths:
             try:
                 added.extend(index.add(path, name=name, reprs=reprs, force=force, base_model_id=base_model_id,
-                                       pooling=pooling, include_heads=include_heads))
+                                       pooling=pooling, include_heads=include_heads, replace=replace))
             except ZooError as exc:
                 if len(paths) == 1:
                     raise
@@ -60,28 +81,40 @@ def add(ctx: click.Context, paths: tuple[Path, ...], name: str | None, repr_: st
             verb = "unchanged" if entry.added < started else "indexed"
             console.print(f"{verb} [bold]{entry.name}[/bold] ({entry.method}, {entry.repr}, dim {entry.dim}) "
                           f"in {entry.space}")
+    if skipped and not as_json:
+        console.print(f"skipped {len(skipped)} path(s) that are not checkpoints")
     if failures:
-        fail(f"{len(failures)} of {len(paths)} paths could not be indexed")
+        fail(f"{len(failures)} of {len(paths)} checkpoint paths could not be indexed")
 
 
 @command.command("ls")
+@click.option("--starter/--no-starter", default=True, show_default=True,
+              help="List the built-in starter zoo's entries too (marked 'starter').")
+@click.option("--wide", is_flag=True, help="Show full space ids and sources (wider than 80 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of entries.")
 @click.pass_context
 @handle_errors
-def ls(ctx: click.Context, as_json: bool) -> None:
-    """List index entries, sorted by name."""
-    entries = Index(home_from(ctx)).entries()
+def ls(ctx: click.Context, starter: bool, wide: bool, as_json: bool) -> None:
+    """List index entries, sorted by name (your entries, and the starter zoo's that no entry of yours shadows)."""
+    listing = Zoo(home_from(ctx), starter=starter).listing()
     if as_json:
-        print_json([e.to_json() for e in entries])
+        print_json([{**e.to_json(), "zoo": layer} for layer, e in listing])
         return
-    if not entries:
+    if not listing:
         console.print("the index is empty")
         return
-    table = Table(title=f"{len(entries)} entries")
-    for column in ("name", "method", "repr", "dim", "space", "source"):
-        table.add_column(column, overflow="fold")
-    for e in entries:
-        table.add_row(e.name, e.method, e.repr, str(e.dim), e.space, e.source)
+    counts = {layer: sum(1 for l_, _ in listing if l_ == layer) for layer in (USER, STARTER)}
+    table = Table(title=f"{len(listing)} entries ({counts[USER]} yours, {counts[STARTER]} starter)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("method/repr/layout", no_wrap=True)
+    table.add_column("dim", justify="right")
+    table.add_column("zoo")
+    if wide:
+        table.add_column("space", overflow="fold")
+        table.add_column("source", overflow="fold")
+    for layer, e in listing:
+        cells = [e.name, short_space(e.space), str(e.dim), layer]
+        table.add_row(*(cells + [e.space, e.source] if wide else cells))
     console.print(table)
 
 

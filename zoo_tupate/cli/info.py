@@ -48,6 +48,8 @@ def command(path: Path, include_heads: bool, base_model_id: str | None, as_json:
         print_json(info)
         return
     table = Table(title=str(ckpt.path), show_header=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="fold")  # ids (sha256, space) wrap whole, never cut with an ellipsis
     for key in ("weights_file", "format", "method", "base_model", "num_params", "dim", "space", "sha256"):
         table.add_row(key, str(info[key]))
     table.add_row("layers", f"{len(info['layers'])}: {info['layers']}")

@@ -46,13 +46,17 @@ def command(ctx: click.Context, patterns: tuple[str, ...], base_model: str | Non
     if as_json:
         print_json([r.to_json() for r in results])
     else:
-        table = Table(title=f"pulled {len(results)} repo(s)")
-        for column in ("repo", "revision", "outcome", "reason"):
+        outcomes = [r.outcome for r in results]
+        counts = ", ".join(f"{outcomes.count(o)} {o}" for o in ("indexed", "unchanged", "failed") if o in outcomes)
+        table = Table(title=f"pulled {len(results)} repo(s): {counts}" if counts else "pulled 0 repos")
+        table.add_column("repo", no_wrap=True)
+        for column in ("revision", "outcome", "reason"):
             table.add_column(column, overflow="fold")
         colours = {"indexed": "green", "unchanged": "cyan", "failed": "red"}
         for r in results:
             rev = (r.revision or "main") + (f" ({r.sha[:12]})" if r.sha else "")
-            table.add_row(r.repo, rev, f"[{colours[r.outcome]}]{r.outcome}[/]", r.reason)
+            reason = (r.reason or "").removeprefix(f"{r.repo}: ").removeprefix(f"hub:{r.repo}: ")
+            table.add_row(r.repo, rev, f"[{colours[r.outcome]}]{r.outcome}[/]", reason)
         console.print(table)
     failed = [r for r in results if r.outcome == "failed"]
     if failed:

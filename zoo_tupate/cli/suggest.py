@@ -10,8 +10,10 @@ from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
 from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
 from zoo_tupate.hub.deadline import using_timeout
 from zoo_tupate.ranker.show import explain_option, report
-from zoo_tupate.index import Index
+from zoo_tupate.space import short_space
+from zoo_tupate.starter import STARTER_SOURCE
 from zoo_tupate.targets import KINDS, resolve_target
+from zoo_tupate.zoo import STARTER, USER, Zoo
 
 
 @click.command("suggest")
@@ -39,15 +41,18 @@ from zoo_tupate.targets import KINDS, resolve_target
               help="Dataset targets: cap on the probe's training rows.")
 @click.option("--timeout", default=None, metavar="SECONDS",
               help="Hub targets: deadline for the repo's Hub traffic (default: $ZOO_TUPATE_HUB_TIMEOUT or 300).")
+@click.option("--starter/--no-starter", default=True, show_default=True,
+              help="Rank the built-in starter zoo too (11 CR tasks on all-MiniLM-L6-v2), beneath your entries.")
+@click.option("--wide", is_flag=True, help="Show full space ids and sources (wider than 80 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
             reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool,
             base_model_id: str | None, base_model: str | None, max_train: int | None, timeout: str | None,
-            as_json: bool) -> None:
+            starter: bool, wide: bool, as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
-    index = Index(home_from(ctx))
+    index = Zoo(home_from(ctx), starter=starter)
     probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
     with using_timeout(timeout):
         resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
@@ -63,13 +68,30 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
     if as_json:
         print_json([row.to_json() for row in ranking])
         return
-    table = Table(title=f"sources for {target}" + (" (ensemble)" if ensemble else ""))
-    for column in ("rank", "name", "score", "methods" if ensemble else "method", "space", "source"):
-        table.add_column(column, overflow="fold")
+    console.print(ranking_table(ranking, f"sources for {target}" + (" (ensemble)" if ensemble else ""),
+                                ensemble, wide))
+
+
+def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
+    """The ranked rows as a table that fits 80 columns (``wide``: full space ids and sources)."""
+    table = Table(title=title)
+    table.add_column("rank", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("weights" if ensemble else "method/repr/layout", no_wrap=not wide)
+    table.add_column("zoo")
+    if wide:
+        table.add_column("space", overflow="fold")
+        table.add_column("source", overflow="fold")
     for row in ranking:
-        table.add_row(str(row.rank), row.name, f"{row.score:.4f}",
-                      ",".join(row.methods) if ensemble else row.method, row.space, row.source)
-    console.print(table)
+        what = (" ".join(f"{m}×{w:g}" for m, w in row.weights.items()) if ensemble
+                else short_space(row.space))
+        cells = [str(row.rank), row.name, f"{row.score:.4f}", what,
+                 STARTER if row.source == STARTER_SOURCE else USER]
+        if wide:
+            cells += [row.space, row.source]
+        table.add_row(*cells)
+    return table
 
 
 def _announce(plans: list) -> None:
@@ -79,5 +101,7 @@ def _announce(plans: list) -> None:
             console.print(f"probe {plan.method}: cached ({plan.folder})")
             continue
         eta = f"~{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "time unknown"
-        console.print(f"probe {plan.method}: tuning {plan.rows} rows × {plan.epochs} epochs "
-                      f"for {len(plan.spaces)} space(s), {eta}")
+        rate = (f"lr {plan.lr:g} ({plan.recipe['lr_source']})" if plan.lr is not None
+                else "lr searched by the probe's own validation score")
+        console.print(f"probe {plan.method}: tuning {plan.rows} rows × {plan.epochs} epochs, {rate}, "
+                      f"for {len(plan.spaces)} space(s), {eta} (model load, training and evaluation)")

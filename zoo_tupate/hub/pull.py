@@ -266,7 +266,7 @@ def _index_one(got: _Fetched, index: Index, reprs: tuple[str, ...], pooling: str
                 raise DegenerateAdapter(f"{source}: every embedding in the card is degenerate, not indexed")
             entries = index.add_embeddings(req.repo, usable, source=source, metadata=metadata)
         else:
-            entries = index.add(got.folder, name=req.repo, reprs=reprs, source=source, metadata=metadata,
+            entries = index.add(got.folder, name=req.repo, reprs=reprs, source=source, metadata=metadata, replace=True,
                                 force=force, pooling=pooling)
     except ZooError as exc:
         result.outcome, result.reason = "failed", redact(_relabel(str(exc), got.folder, source))

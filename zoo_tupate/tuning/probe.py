@@ -2,8 +2,9 @@
 
 A probe is only comparable with index entries tuned the same way: same base model, method and method
 configuration (LoRA rank and targets, prefix length; all captured by the space's layout hash) and the
-same initialisation seed. :func:`plan_probes` reads those from the index entries' metadata and says what
-will be tuned and roughly how long it takes; :func:`ensure_probes` tunes what is not cached yet, embeds
+same recipe (learning rate, rows, epochs, max length, batch size, seeds: see :mod:`.recipes`).
+:func:`plan_probes` reads those from the index entries' metadata and says what will be tuned and roughly
+how long it takes; :func:`ensure_probes` tunes what is not cached yet, embeds
 the early checkpoints and returns the embeddings that land in a space of the index.
 
 Probes are cached under ``<home>/cache/probes/<key>/`` (``early/`` adapter + ``probe.json``), where the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -24,7 +26,8 @@ from typing import Any
 
 from zoo_tupate.errors import TuningError, ZooError
 from zoo_tupate.tuning.data import TaskData, load_task
-from zoo_tupate.tuning.methods import LR_GRIDS, METHOD_NAMES, MethodOptions, options_from_settings
+from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions, options_from_settings
+from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe, search_rates
 
 PROBE_FILE = "probe.json"
 THROUGHPUT_FILE = "throughput.json"
@@ -32,27 +35,44 @@ THROUGHPUT_FILE = "throughput.json"
 
 @dataclass
 class ProbePlan:
-    """One probe to tune: a method configuration and the index spaces its early checkpoint serves."""
+    """One probe to tune: a method configuration, its recipe, and the index spaces its checkpoint serves."""
 
     method: str
     options: dict[str, Any]
-    init_seed: int
-    lr: float
+    recipe: dict[str, Any]  # zoo_tupate.tuning.recipes.Recipe as JSON: lr (None: search), rows, epochs, ...
     spaces: list[str]
     views: list[tuple[str, str]]  # (repr, pooling) pairs to embed
     rows: int
-    epochs: int
     key: str
     folder: Path
     cached: bool
     rows_per_s: float | None = None
+    overhead_s: float | None = None
     est_seconds: float | None = None
     entries: int = 0
+
+    @property
+    def lr(self) -> float | None:
+        """The learning rate (``None``: searched)."""
+        return self.recipe["lr"]
+
+    @property
+    def epochs(self) -> int:
+        return int(self.recipe["epochs"])
+
+    @property
+    def init_seed(self) -> int:
+        return int(self.recipe["init_seed"])
+
+    def runs(self) -> int:
+        """Training runs the probe takes (one per searched rate)."""
+        return 1 if self.lr is not None else len(search_rates(self.method))
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready plan (what ``suggest`` can print before tuning)."""
         data = asdict(self)
         data["folder"] = str(self.folder)
+        data["lr"], data["epochs"], data["init_seed"] = self.lr, self.epochs, self.init_seed
         return data
 
 
@@ -62,8 +82,7 @@ class _Group:
     settings: dict[str, Any]
     spaces: set[str] = field(default_factory=set)
     views: set[tuple[str, str]] = field(default_factory=set)
-    init_seeds: Counter = field(default_factory=Counter)
-    lrs: Counter = field(default_factory=Counter)
+    recorded: dict[str, Counter] = field(default_factory=dict)
     entries: int = 0
 
 
@@ -77,29 +96,25 @@ def plan_probes(
     index: Any,
     base_model: str,
     methods: list[str] | tuple[str, ...] | None = None,
-    max_train: int | None = None,
-    early_epochs: int = 2,
     base_model_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
     text_columns: list[str] | None = None,
     label_column: str | None = None,
-    max_eval: int | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    max_length: int = 128,
     device: str = "auto",
     measure: bool = True,
-    task: TaskData | None = None,
+    tasks: dict[tuple, TaskData] | None = None,
 ) -> list[ProbePlan]:
     """What :func:`ensure_probes` will tune for ``dataset``: one plan per method configuration in the index.
 
-    Returns an empty list when the index holds no entry of ``base_model`` for ``methods``. The time
-    estimate is rows × epochs / rows-per-second, the rate measured by earlier probes of the same base
-    model and method on this machine, else measured now on a few batches (``measure``), else ``None``.
+    Each plan's recipe (rate, rows, epochs, max length, batch size, seeds) is what the index entries it
+    will be compared with recorded (the most common value), else the defaults of
+    :mod:`~zoo_tupate.tuning.recipes` (calibrated rate, else a search); ``overrides`` (e.g. ``max_train``)
+    win over both. Returns an empty list when the index holds no entry of ``base_model`` for ``methods``.
+    The time estimate (model load, tokenisation, training and evaluation) comes from earlier probes of
+    the same base model and method on this machine, else from a few batches measured now (``measure``).
     """
     from zoo_tupate.space import normalize_base_model
 
-    if early_epochs < 1:
-        raise TuningError(f"early_epochs must be at least 1, got {early_epochs}")
     wanted = list(methods or METHOD_NAMES)
     unknown = [m for m in wanted if m not in METHOD_NAMES]
     if unknown:
@@ -108,38 +123,39 @@ def plan_probes(
     groups = _groups(index.entries(), base_id, wanted)
     if not groups:
         return []
-    if task is None:
-        task = load_task(dataset, text_columns, label_column, max_train, max_eval, seed)
+    tasks = tasks if tasks is not None else {}
     root = probe_root(index.home)
     rates = _read_rates(root)
     plans = []
     for group in groups:
         options = options_from_settings(group.method, group.settings)
-        init_seed = group.init_seeds.most_common(1)[0][0] if group.init_seeds else 0
-        lr = group.lrs.most_common(1)[0][0] if group.lrs else LR_GRIDS[group.method][0]
+        recipe = _recipe(group, base_id, overrides or {})
+        task = _task(tasks, dataset, text_columns, label_column, recipe)
         settings = {
             "fingerprint": task.fingerprint(), "base_model_id": base_id, "method": group.method,
-            "options": asdict(options), "init_seed": init_seed, "lr": lr, "seed": seed,
-            "epochs": early_epochs, "batch_size": batch_size, "max_length": max_length,
+            "options": asdict(options), **{k: v for k, v in recipe.items() if k != "lr_source"},
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
         folder = root / key
-        rate_key = f"{base_id}|{group.method}|{_device_name(device)}"
+        rate = rates.get(f"{base_id}|{group.method}|{_device_name(device)}", {})
         plans.append(ProbePlan(
-            method=group.method, options=asdict(options), init_seed=init_seed, lr=lr,
-            spaces=sorted(group.spaces), views=sorted(group.views), rows=len(task.train), epochs=early_epochs,
-            key=key, folder=folder, cached=(folder / "early" / "adapter_config.json").is_file(),
-            rows_per_s=rates.get(rate_key), entries=group.entries,
+            method=group.method, options=asdict(options), recipe=recipe, spaces=sorted(group.spaces),
+            views=sorted(group.views), rows=len(task.train), key=key, folder=folder,
+            cached=(folder / "early" / "adapter_config.json").is_file(), rows_per_s=rate.get("rows_per_s"),
+            overhead_s=rate.get("overhead_s"), entries=group.entries,
         ))
     for plan in plans:
         if plan.rows_per_s is None and measure and not plan.cached:
-            plan.rows_per_s = _measure_rate(task, base_model, base_id, plan, batch_size, max_length, device)
-            if plan.rows_per_s:
-                _write_rate(root, f"{base_id}|{plan.method}|{_device_name(device)}", plan.rows_per_s)
+            task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
+            measured = _measure_rate(task, base_model, base_id, plan, device)
+            if measured:
+                plan.rows_per_s, plan.overhead_s = measured
+                _write_rate(root, f"{base_id}|{plan.method}|{_device_name(device)}", *measured)
         if plan.cached:
             plan.est_seconds = 0.0
         elif plan.rows_per_s:
-            plan.est_seconds = round(plan.rows * plan.epochs / plan.rows_per_s, 1)
+            train = plan.rows * plan.epochs / plan.rows_per_s
+            plan.est_seconds = round(plan.runs() * (train + (plan.overhead_s or 0.0)), 1)
     return plans
 
 
@@ -148,15 +164,10 @@ def ensure_probes(
     index: Any,
     base_model: str,
     methods: list[str] | tuple[str, ...] | None = None,
-    max_train: int | None = None,
-    early_epochs: int = 2,
     base_model_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
     text_columns: list[str] | None = None,
     label_column: str | None = None,
-    max_eval: int | None = None,
-    seed: int = 0,
-    batch_size: int = 32,
-    max_length: int = 128,
     device: str = "auto",
     progress: bool = False,
     notes: list[str] | None = None,
@@ -165,24 +176,24 @@ def ensure_probes(
 
     Each returned :class:`~zoo_tupate.Embedding` lies in a space of the index (others are dropped, with a
     line appended to ``notes``), one per space: a space several configurations serve (LoRA ``delta``
-    ignores rank and alpha) gets the probe of the one with most index entries. Raises
+    ignores rank and alpha) gets the probe of the one with most index entries. The embeddings' metadata
+    carries the probe's recipe and its own validation score. Raises
     :class:`DatasetError`/:class:`TuningError` for unusable data or models.
     """
     from zoo_tupate import embed
     from zoo_tupate.space import normalize_base_model
-    from zoo_tupate.tuning.train import TuneConfig, tune
 
     notes = notes if notes is not None else []
-    task = load_task(dataset, text_columns, label_column, max_train, max_eval, seed)
-    plans = plan_probes(dataset, index, base_model, methods, max_train, early_epochs, base_model_id,
-                        text_columns, label_column, max_eval, seed, batch_size, max_length, device,
-                        measure=False, task=task)
+    tasks: dict[tuple, TaskData] = {}
+    plans = plan_probes(dataset, index, base_model, methods, base_model_id, overrides, text_columns,
+                        label_column, device, measure=False, tasks=tasks)
     base_id = normalize_base_model(base_model, base_model_id)
     best: dict[str, tuple[int, Any]] = {}
     for plan in plans:
         if not plan.cached:
-            _tune_probe(plan, task, base_model, base_id, early_epochs, seed, batch_size, max_length, device,
-                        progress, TuneConfig, tune)
+            task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
+            _tune_probe(plan, task, base_model, base_id, device, progress)
+        record = _read_json(plan.folder / PROBE_FILE)
         for repr_, pooling in plan.views:
             try:
                 emb = embed(plan.folder / "early", repr=repr_, pooling=pooling, base_model_id=base_id)
@@ -193,40 +204,79 @@ def ensure_probes(
                 notes.append(f"probe {plan.method} ({repr_}/{pooling}) landed in {emb.space}, which no index "
                              f"entry shares ({', '.join(plan.spaces)}): left out")
                 continue
-            emb.metadata.update({"probe": True, "dataset": task.display_name, "probe_key": plan.key,
-                                 "epochs": plan.epochs, "init_seed": plan.init_seed, "lr": plan.lr})
+            emb.metadata.update({"probe": True, "dataset": record.get("dataset"), "probe_key": plan.key,
+                                 "epochs": plan.epochs, "init_seed": plan.init_seed,
+                                 "lr": record.get("lr", plan.lr), "recipe": plan.recipe,
+                                 "probe_metric": record.get("metric"), "probe_score": record.get("early_metric")})
             if emb.space not in best or plan.entries > best[emb.space][0]:
                 best[emb.space] = (plan.entries, emb)
     return [emb for _, emb in best.values()]
 
 
-def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, epochs: int, seed: int,
-                batch_size: int, max_length: int, device: str, progress: bool, config_cls: Any, tune: Any) -> None:
+def _recipe(group: _Group, base_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The group's recipe: overrides, else what its entries recorded, else the defaults."""
+    recipe = default_recipe(base_id, group.method).to_json()
+    recorded = {k: c.most_common(1)[0][0] for k, c in group.recorded.items() if c}
+    if recorded.get("lr") is not None:
+        recipe["lr_source"] = "zoo"
+    recipe.update(recorded)
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    return recipe
+
+
+def _task(tasks: dict[tuple, TaskData], dataset: str, text_columns: list[str] | None, label_column: str | None,
+          recipe: dict[str, Any]) -> TaskData:
+    """The dataset sampled as ``recipe`` says (loaded once per sampling)."""
+    key = (recipe["max_train"], recipe["max_eval"], recipe["seed"])
+    if key not in tasks:
+        tasks[key] = load_task(dataset, text_columns, label_column, *key)
+    return tasks[key]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, device: str,
+                progress: bool) -> None:
+    from zoo_tupate.tuning.train import TuneConfig, tune
+
     plan.folder.parent.mkdir(parents=True, exist_ok=True)
     options = MethodOptions(**{**plan.options, "lora_targets": _tuple(plan.options.get("lora_targets"))})
+    recipe = plan.recipe
     with tempfile.TemporaryDirectory(prefix="probe-", dir=plan.folder.parent) as tmp:
-        config = config_cls(
+        config = TuneConfig(
             dataset=task.name, base_model=base_model, method=plan.method, base_model_id=base_id,
-            epochs=epochs, early_epochs=epochs, lr=plan.lr, batch_size=batch_size, max_length=max_length,
-            device=device, output=Path(tmp), seed=seed, init_seed=plan.init_seed, options=options,
-            cards=False, save_best=False,
+            epochs=plan.epochs, early_epochs=plan.epochs, max_train=recipe["max_train"],
+            max_eval=recipe["max_eval"], lr=plan.lr, batch_size=recipe["batch_size"],
+            max_length=recipe["max_length"], device=device, output=Path(tmp), seed=recipe["seed"],
+            init_seed=plan.init_seed, options=options, cards=False, save_best=False,
         )
         started = time.perf_counter()
         result = tune(config, progress=progress, task=task)[0]
+        wall = time.perf_counter() - started
         staged = Path(tmp) / "stage"
         staged.mkdir()
         shutil.move(str(result.early_dir), str(staged / "early"))
         shutil.copy2(result.log_path, staged / "train_log.json")
-        record = {**plan.to_json(), "cached": True, "dataset": task.display_name, "wall_s":
-                  round(time.perf_counter() - started, 3), "rows_per_s": round(result.chosen.rows_per_s, 2),
-                  "early_metric": result.chosen.history[-1]["metric"], "metric": result.chosen.metric}
+        record = {**plan.to_json(), "cached": True, "dataset": task.display_name, "wall_s": round(wall, 3),
+                  "lr": result.chosen.lr, "rows_per_s": round(result.chosen.rows_per_s, 2),
+                  "early_metric": result.chosen.history[-1]["metric"], "metric": result.chosen.metric,
+                  "notes": result.notes}
         (staged / PROBE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if plan.folder.exists():
             shutil.rmtree(plan.folder)
         staged.rename(plan.folder)  # atomic within one file system: a half-written probe is never cached
     plan.cached = True
     plan.rows_per_s = result.chosen.rows_per_s
-    _write_rate(plan.folder.parent, f"{base_id}|{plan.method}|{_device_name(device)}", result.chosen.rows_per_s)
+    train_s = sum(r.train_s for r in result.runs)
+    overhead = max(0.0, wall - train_s) / max(1, len(result.runs))
+    _write_rate(plan.folder.parent, f"{base_id}|{plan.method}|{_device_name(device)}", result.chosen.rows_per_s,
+                overhead)
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -249,11 +299,26 @@ def _groups(entries: list[Any], base_id: str, methods: list[str]) -> list[_Group
         group = groups.setdefault(key, _Group(entry.method, settings))
         group.spaces.add(entry.space)
         group.views.add((entry.repr, entry.pooling))
-        group.init_seeds[int(zoo.get("init_seed", config.get("init_seed", 0)) or 0)] += 1
-        if isinstance(zoo.get("lr"), (int, float)):
-            group.lrs[float(zoo["lr"])] += 1
+        for name, value in _recorded(zoo, config).items():
+            group.recorded.setdefault(name, Counter())[value] += 1
         group.entries += 1
     return sorted(groups.values(), key=lambda g: (METHOD_NAMES.index(g.method), json.dumps(g.settings)))
+
+
+def _recorded(zoo: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The recipe settings an entry recorded (zoo-tupate checkpoints; ``init_seed`` also from configs)."""
+    out: dict[str, Any] = {}
+    for name in RECORDED_KEYS:
+        value = zoo.get(name)
+        if name == "init_seed" and value is None:
+            value = config.get("init_seed")
+        if name == "lr" and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            out[name] = float(value)
+        elif name == "max_train" and name in zoo and (value is None or isinstance(value, int)):
+            out[name] = value  # None (all rows) is a recorded choice
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            out[name] = value
+    return out
 
 
 def _settings_from_peft(method: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -282,34 +347,42 @@ def _device_name(device: str) -> str:
         return device
 
 
-def _read_rates(root: Path) -> dict[str, float]:
-    try:
-        data = json.loads((root / THROUGHPUT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and v > 0} if isinstance(
-        data, dict) else {}
+def _read_rates(root: Path) -> dict[str, dict[str, float]]:
+    """Measured ``{key: {"rows_per_s": r, "overhead_s": o}}`` (older files hold bare rows/s)."""
+    data = _read_json(root / THROUGHPUT_FILE)
+    out: dict[str, dict[str, float]] = {}
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and value > 0:
+            out[key] = {"rows_per_s": float(value)}
+        elif isinstance(value, dict) and isinstance(value.get("rows_per_s"), (int, float)) and value["rows_per_s"] > 0:
+            out[key] = {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
+    return out
 
 
-def _write_rate(root: Path, key: str, rate: float) -> None:
+def _write_rate(root: Path, key: str, rate: float, overhead_s: float | None = None) -> None:
     if not rate or rate <= 0:
         return
     root.mkdir(parents=True, exist_ok=True)
     rates = _read_rates(root)
-    rates[key] = round(float(rate), 2)
-    tmp = root / f".{THROUGHPUT_FILE}.tmp"
+    rates[key] = {"rows_per_s": round(float(rate), 2)}
+    if overhead_s is not None:
+        rates[key]["overhead_s"] = round(float(overhead_s), 2)
+    tmp = root / f".{THROUGHPUT_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(root / THROUGHPUT_FILE)
 
 
-def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan, batch_size: int,
-                  max_length: int, device: str, steps: int = 2) -> float | None:
-    """Rows per second of a few training steps (the first, warm-up step not counted)."""
+def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan, device: str,
+                  steps: int = 2) -> tuple[float, float] | None:
+    """(rows per second of a few training steps, the first not counted; seconds of everything else a probe
+    does: model load, tokenisation, and evaluation estimated at three times the training rate)."""
     import torch
 
     from zoo_tupate.tuning.methods import build
     from zoo_tupate.tuning.train import collate, encode, load_tokenizer, loss_fn, resolve_device
 
+    recipe = plan.recipe
+    started = time.perf_counter()
     try:
         tokenizer = load_tokenizer(base_model)
         options = MethodOptions(**{**plan.options, "lora_targets": _tuple(plan.options.get("lora_targets"))})
@@ -318,10 +391,15 @@ def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan
         return None
     dev = resolve_device(device)
     model = tunable.model.to(dev).train()
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    enc = encode(tokenizer, task.train, task.problem, recipe["max_length"])
+    encode(tokenizer, task.validation, task.problem, recipe["max_length"])
+    tokenize_s = time.perf_counter() - started
     params = [p for _, p in tunable.trainable()]
-    optimizer = torch.optim.AdamW(params, lr=plan.lr)
-    enc = encode(tokenizer, task.train, task.problem, max_length)
+    optimizer = torch.optim.AdamW(params, lr=plan.lr or search_rates(plan.method)[0])
     pad_id = tokenizer.pad_token_id or 0
+    batch_size = recipe["batch_size"]
     rows, elapsed = 0, 0.0
     for step in range(steps + 1):
         index = [(step * batch_size + i) % len(enc) for i in range(min(batch_size, len(enc)))]
@@ -334,4 +412,8 @@ def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan
         if step:
             elapsed += time.perf_counter() - started
             rows += len(index)
-    return round(rows / elapsed, 2) if elapsed > 0 else None
+    if elapsed <= 0:
+        return None
+    rate = rows / elapsed
+    eval_s = len(task.validation) * plan.epochs / (3 * rate)
+    return round(rate, 2), round(load_s + tokenize_s + eval_s, 2)
