@@ -14,7 +14,7 @@ import click
 from zoo_tupate import __version__
 from zoo_tupate.constants import default_home
 
-COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", "tune", "bench", "eval"]
+COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", "tune", "bench", "eval", "zoo"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
