@@ -171,8 +171,38 @@ def load_config(base_model: str) -> Any:
                           f"{missing_weights_hint(base_model)}") from None
 
 
+_KEPT: dict[tuple[Any, ...], tuple[nn.Module, torch.Tensor]] = {}
+_KEEP = {"on": False}
+
+
+def keep_base_models(on: bool = True) -> None:
+    """Keep loaded base models in this process (a worker running many probes on one base model): each
+    :func:`load_base` after the first returns a copy of the kept model, exactly as a fresh load would be
+    (weights, head init and the random state after it), without reading the weights again."""
+    _KEEP["on"] = on
+    if not on:
+        _KEPT.clear()
+
+
 def load_base(base_model: str, num_labels: int, problem: str, init_seed: int) -> nn.Module:
     """The base model with a sequence-classification head initialised from ``init_seed``."""
+    if not _KEEP["on"]:
+        return _load_base(base_model, num_labels, problem, init_seed)
+    import copy
+
+    key = (resolve_model(base_model), num_labels, problem, init_seed)
+    if key not in _KEPT:
+        model = _load_base(base_model, num_labels, problem, init_seed)
+        while len(_KEPT) >= 2:
+            _KEPT.pop(next(iter(_KEPT)))
+        _KEPT[key] = (copy.deepcopy(model), torch.get_rng_state())
+        return model
+    kept, rng = _KEPT[key]
+    torch.set_rng_state(rng)
+    return copy.deepcopy(kept)
+
+
+def _load_base(base_model: str, num_labels: int, problem: str, init_seed: int) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
     config = load_config(base_model)

@@ -1,0 +1,6 @@
+"""``zoo build``: pull what the Hub has, tune (with the probe recipe), index and push what is missing.
+
+- :mod:`zoo_tupate.zoobuild.plan`: the build's items (one per catalog task and method) and what each needs.
+- :mod:`zoo_tupate.zoobuild.tunejob`: the job a worker runs: tune one probe, hand back its files.
+- :mod:`zoo_tupate.zoobuild.run`: running a plan on an executor, resumably; the summary.
+"""

@@ -1,0 +1,81 @@
+"""The job a build's worker runs: tune one probe with the recipe and hand its files back.
+
+The probe is tuned into a temporary folder on the worker and its files (the early checkpoint with its
+embedding card, and ``train_log.json``) come back as bytes, so a Ray worker on another machine needs no
+shared disk for its output (only the data and the base model, by path or Hub id). The worker keeps the
+base model loaded between jobs (:func:`zoo_tupate.tuning.methods.keep_base_models`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """Everything a worker needs to tune one build item."""
+
+    task: str
+    method: str
+    dataset: str
+    base_model: str
+    base_model_id: str | None
+    recipe: tuple[tuple[str, Any], ...]  # Recipe.to_json() items (hashable)
+    device: str = "auto"
+    text_columns: tuple[str, ...] | None = None
+    label_column: str | None = None
+
+
+def tune_job(spec: TuneSpec) -> dict[str, Any]:
+    """Tune ``spec`` and return ``{"files": {relative path: bytes}, "log": summary}``."""
+    from zoo_tupate.tuning.methods import keep_base_models
+    from zoo_tupate.tuning.train import TuneConfig, tune
+
+    keep_base_models()
+    recipe = dict(spec.recipe)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="zoo-build-") as tmp:
+        config = TuneConfig(
+            dataset=spec.dataset, base_model=spec.base_model, method=spec.method, base_model_id=spec.base_model_id,
+            epochs=recipe["epochs"], early_epochs=recipe["epochs"], max_train=recipe["max_train"],
+            max_eval=recipe["max_eval"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+            max_length=recipe["max_length"], device=spec.device, output=Path(tmp),
+            text_columns=list(spec.text_columns) if spec.text_columns else None, label_column=spec.label_column,
+            seed=recipe["seed"], init_seed=recipe["init_seed"], save_best=False,
+        )
+        result = tune(config)[0]
+        root = Path(tmp) / spec.method
+        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+                 if p.is_file() and (p.name == "train_log.json" or p.relative_to(root).parts[0] == "early")}
+    summary = result.to_json()
+    return {"files": files, "log": {"lr": summary["lr"], "metric": summary["metric"],
+                                    "early_metric": summary["early_metric"], "wall_s": round(time.perf_counter() - started, 3),
+                                    "train_s": result.chosen.train_s, "host": socket.gethostname(), "pid": os.getpid()}}
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> Path:
+    """Write a job's files as ``folder`` atomically: into a temporary sibling, then renamed into place."""
+    import shutil
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for rel, data in files.items():
+            path = tmp / rel
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                raise ValueError(f"{rel}: not a relative path inside the job's folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
