@@ -12,6 +12,7 @@ from typing import Any
 
 from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import EmptyZoo, EntryNotFound, IncompatibleSpace
+from zoo_tupate.hints import nearest_spaces
 from zoo_tupate.index import Entry, Index
 from zoo_tupate.ranking import Ranking, Suggestion
 
@@ -102,7 +103,9 @@ class Zoo:
             if name == USER:
                 shadow = self.index.names()
         if not results:
-            raise _most_telling(errors)
+            error = _most_telling(errors)
+            hint = nearest_spaces(targets, self.entries()) if isinstance(error, IncompatibleSpace) else ""
+            raise type(error)(f"{error}; {hint}" if hint else str(error))
         return _merge(results, top_k, ensemble)
 
 

