@@ -10,6 +10,8 @@ Hub ids. A job's own exception is not retried: it is reported, and the other job
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from typing import Any
 
@@ -63,23 +65,26 @@ class RayExecutor(Executor):
     def run(self, jobs: list[Job], on_outcome: OnOutcome | None = None, log: Log | None = None) -> list[Outcome]:
         ray = import_ray()
         log = log or log_line
-        started_here = self._connect(ray)
+        # Ray prints its workers' output and its own notes (a worker died, a task is retried) on stdout; they
+        # go to stderr with the rest of the progress, so that stdout stays clean for --json
+        with contextlib.redirect_stdout(sys.stderr):
+            started_here = self._connect(ray)
         try:
             self._slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            return self._run(ray, jobs, on_outcome, log)
+            with contextlib.redirect_stdout(sys.stderr):
+                return self._run(ray, jobs, on_outcome, log)
         finally:
             if started_here:
                 ray.shutdown()
 
     def _run(self, ray: Any, jobs: list[Job], on_outcome: OnOutcome | None, log: Log) -> list[Outcome]:
-        remote = ray.remote(_execute)
+        remote = ray.remote(max_calls=0)(_execute)  # a worker keeps its loaded data and model between jobs
         pending: dict[Any, tuple[Job, float]] = {}
         outcomes: list[Outcome] = []
 
         def submit(job: Job) -> None:
             ref = remote.options(num_cpus=job.resources.cpus, num_gpus=job.resources.gpus,
-                                 max_retries=self.max_retries, retry_exceptions=False, max_calls=0,
-                                 name=job.name()[:120]).remote(job)
+                                 max_retries=self.max_retries, retry_exceptions=False, name=job.name()[:120]).remote(job)
             pending[ref] = (job, time.perf_counter())
 
         with JobDisplay(self.progress, f"jobs ({self.name})") as display:
