@@ -62,6 +62,7 @@ class TuneConfig:
     options: MethodOptions = field(default_factory=MethodOptions)
     cards: bool = True
     save_best: bool = True
+    bucket: bool = False  # batches of similar lengths (less padding; changes the batches, so off in recipes)
 
     def methods(self) -> list[str]:
         """The methods this config asks for."""
@@ -388,8 +389,7 @@ def train_run(
         t0 = time.perf_counter()
         order = torch.randperm(len(train_enc), generator=generator)
         total_loss = 0.0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
+        for index in batches(order, config.batch_size, train_enc if config.bucket else None, generator):
             batch = {k: v.to(device) for k, v in collate(train_enc, index, pad_id).items()}
             labels = train_enc.labels[index].to(device)
             with autocast():
@@ -440,6 +440,22 @@ def train_run(
     rows_per_s = len(train_enc) * config.epochs / train_s if train_s > 0 else 0.0
     return RunResult(method, lr, history, best_epoch, float(best_metric), metric, early_dir, best_dir,
                      round(wall, 3), round(train_s, 3), rows_per_s, tunable.settings)
+
+
+def batches(order: torch.Tensor, size: int, bucket_by: Encoded | None = None,
+            generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Consecutive batches of ``order``; with ``bucket_by``, rows are sorted by length within windows of 50
+    batches and the batches shuffled (``generator``), so that a batch pads little."""
+    if bucket_by is None:
+        return [order[start:start + size] for start in range(0, len(order), size)]
+    window = size * 50
+    out: list[torch.Tensor] = []
+    for start in range(0, len(order), window):
+        chunk = order[start:start + window]
+        lengths = torch.tensor([len(bucket_by.features[int(i)]["input_ids"]) for i in chunk])
+        chunk = chunk[torch.argsort(lengths, stable=True)]
+        out.extend(chunk[i:i + size] for i in range(0, len(chunk), size))
+    return [out[int(i)] for i in torch.randperm(len(out), generator=generator)]
 
 
 def _save(tunable: Tunable, folder: Path, epoch: int, step: int, scores: dict[str, float], rows: int) -> None:
