@@ -55,13 +55,94 @@ def cached_embed_pass(folders: list[Path], home: Path) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+_RSS_SCRIPT = """
+import hashlib, resource, sys
+from pathlib import Path
+folder, what = Path(sys.argv[1]), sys.argv[2]
+if what == "floor":
+    from safetensors.numpy import load_file
+    load_file(str(folder / "adapter_model.safetensors"))
+    digest = hashlib.sha256()
+    with open(folder / "adapter_model.safetensors", "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+elif what == "imports":
+    import zoo_tupate.api, safetensors.numpy  # noqa: F401
+else:
+    from zoo_tupate import embed
+    embed(folder, repr=what)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def write_big_lora(folder: Path, layers: int, hidden: int, rank: int) -> tuple[Path, int, int]:
+    """A LoRA of ``layers`` × (query, value) with ``hidden``-wide factors; returns folder, file and largest
+    tensor bytes (written tensor by tensor, so the writer never holds the whole file)."""
+    import json
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    names, offset, header = [], 0, {}
+    for layer in range(layers):
+        for module in ("query", "value"):
+            for part, shape in (("lora_A", (rank, hidden)), ("lora_B", (hidden, rank))):
+                name = f"base_model.model.bert.encoder.layer.{layer}.attention.self.{module}.{part}.weight"
+                size = 4 * shape[0] * shape[1]
+                header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+                names.append((name, shape))
+                offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "adapter_model.safetensors", "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        for _, shape in names:
+            handle.write((rng.standard_normal(shape, np.float32) * 0.02).tobytes())
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank, "lora_alpha": 16,
+                                                            "base_model_name_or_path": "big"}))
+    return folder, 8 + len(raw) + offset, 4 * rank * hidden
+
+
+def memory_rows(tmp: Path, layers: int, hidden: int, rank: int) -> list[list[str]]:
+    """Peak RSS of a fresh process: imports only, the floor, embed raw and embed delta."""
+    import subprocess
+
+    folder, file_bytes, largest = write_big_lora(tmp / "big", layers, hidden, rank)
+    out = {}
+    for what in ("imports", "floor", "raw", "delta"):
+        proc = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(folder), what], capture_output=True,
+                              text=True, check=True)
+        out[what] = int(proc.stdout.split()[-1]) * 1024
+    base = out["imports"]
+    rows = []
+    for what in ("floor", "raw", "delta"):
+        above = out[what] - base
+        rows.append([what, f"{file_bytes / 2**20:.0f}", f"{largest / 2**20:.1f}", f"{out[what] / 2**20:.0f}",
+                     f"{above / 2**20:.0f}", f"{above / file_bytes:.2f}", f"{above / largest:.1f}"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=200, help="checkpoints per variant")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile of embed()")
+    parser.add_argument("--memory", type=int, nargs=3, metavar=("LAYERS", "HIDDEN", "RANK"), default=None,
+                        help="measure peak RSS of embed on one big LoRA instead (e.g. 24 4096 96 ≈ 288 MiB)")
     args = parser.parse_args()
+    if args.memory:
+        tmp = Path(tempfile.mkdtemp(prefix="zt-bench-mem-"))
+        try:
+            rows = memory_rows(tmp, *args.memory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        emit(table("embed peak memory (fresh process; 'above imports' subtracts a process that only imports)",
+                   ["path", "file MiB", "largest tensor MiB", "peak RSS MiB", "above imports MiB",
+                    "× file", "× largest tensor"], rows), args.results)
+        return
     import torch
 
     torch.set_num_threads(1)

@@ -158,11 +158,15 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
     parts, layout = [], []
     if pooling == "layer-mean":
         for module in modules:
-            pairs = [factors(g, module) for g in layers]
-            b_cat = np.concatenate([b for b, _ in pairs], axis=1) / len(pairs)
-            a_cat = np.concatenate([a for _, a in pairs], axis=0)
-            parts.append(delta_from_factors(b_cat, a_cat, p))
-            layout.append([module, [b_cat.shape[0], a_cat.shape[1]]])
+            # mean over layers of (sketched) B_l·A_l, one layer at a time: the same value as the sketch of
+            # [B_1 … B_L]/L · [A_1; …; A_L], without holding every layer's factors at once
+            total = None
+            for group in layers:
+                b, a = factors(group, module)
+                part = delta_from_factors(b, a, p)
+                total = part if total is None else total + part
+            parts.append(total / len(layers))
+            layout.append([module, [b.shape[0], a.shape[1]]])
     elif pooling == "flatten":
         for idx, group in params.layers.items():
             for module in lora_modules(group):

@@ -128,8 +128,8 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
     for name, spec in header.items():
         try:
             dtype = spec["dtype"]
-            shape = tuple(_strict_int(d) for d in spec["shape"])
-            start, end = (_strict_int(o) for o in spec["data_offsets"])
+            shape = _ints(spec["shape"])
+            start, end = _ints(spec["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a malformed header entry") from None
         if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
@@ -148,11 +148,11 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
     return infos, metadata, offsets
 
 
-def _strict_int(value: object) -> int:
-    """A JSON integer (not a float, bool or string), as the safetensors format requires."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"not an integer: {value!r}")
-    return value
+def _ints(values: object) -> tuple[int, ...]:
+    """A JSON list of integers (not floats, bools or strings), as the safetensors format requires."""
+    if type(values) is not list or any(type(v) is not int for v in values):
+        raise TypeError("not a list of integers")
+    return tuple(values)
 
 
 def _check_coverage(path: Path, offsets: dict[str, tuple[int, int]], data_len: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     return {}
 
 
+@lru_cache(maxsize=1 << 16)
 def split_layer(key: str) -> tuple[int, str] | None:
     """``'...encoder.layer.3.attention.self.query.lora_A.weight'`` → ``(3, 'attention.self.query.lora_A.weight')``."""
     match = _LAYER_RE.search(key)
