@@ -136,3 +136,11 @@ def test_a_killed_build_resumes_and_redoes_only_what_is_missing(data_dir: Path, 
     for rel, mtime in kept.items():  # what the killed run finished is untouched
         if rel.split("/")[1] in {"lora", "prefix"} and not rel.split("/")[1].startswith("."):
             assert now.get(rel) == mtime, rel
+
+
+def test_executor_ray_without_ray_installed_is_a_one_line_error(data_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), *_args(data_dir, "--executor", "ray")])
+    assert result.exit_code != 0
+    assert result.stderr.strip().splitlines() == ['error: --executor ray: Ray is not installed (pip install "zoo-tupate[ray]")']
