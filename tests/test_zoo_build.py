@@ -144,3 +144,28 @@ def test_executor_ray_without_ray_installed_is_a_one_line_error(data_dir: Path, 
     result = CliRunner().invoke(main, ["--home", str(tmp_path / "home"), *_args(data_dir, "--executor", "ray")])
     assert result.exit_code != 0
     assert result.stderr.strip().splitlines() == ['error: --executor ray: Ray is not installed (pip install "zoo-tupate[ray]")']
+
+
+def test_a_built_name_never_replaces_another_entry_but_replaces_its_own(data_dir: Path, tmp_path: Path,
+                                                                         tiny_zoo) -> None:
+    home = tmp_path / "home"
+    Index(home).add(tiny_zoo["sst2"], name="glue/rte-lora@bert-base-uncased")  # the user's own entry
+    args = ["--home", str(home), *_args(data_dir, "--json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    items = {i["task"]: i for i in json.loads(result.stdout)["items"]}
+    assert items["glue/rte"]["steps"] == {"tune": "done", "index": "failed"}
+    assert "zoo build did not make it" in items["glue/rte"]["reason"]
+    assert items["glue/mrpc"]["outcome"] == "tuned+indexed"
+    assert Index(home).get("glue/rte-lora@bert-base-uncased")[0].source != "zoo-build:glue/rte-lora@bert-base-uncased"
+    before = {e.space: e.sha256 for e in Index(home).get("glue/mrpc-lora@bert-base-uncased")}
+
+    import shutil
+
+    shutil.rmtree(home / "builds" / BASE_ID / "runs" / "glue-mrpc")  # the adapter is gone: tuned again,
+    toy_dataset(data_dir / "mrpc", n_train=40, n_val=8, pair=True)  # on other rows
+    again = json.loads(CliRunner().invoke(main, args).stdout)
+    mrpc = next(i for i in again["items"] if i["task"] == "glue/mrpc")
+    assert mrpc["outcome"] == "tuned+indexed"
+    after = {e.space: e.sha256 for e in Index(home).get("glue/mrpc-lora@bert-base-uncased")}
+    assert set(after) == set(before) and after != before  # the build's own entry was replaced

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zoo_tupate.bench.cache import read_json, write_json
-from zoo_tupate.errors import ZooError
+from zoo_tupate.errors import NameTaken, ZooError
 from zoo_tupate.executors import Executor, Job, Outcome, Resources
 from zoo_tupate.index import Index
 from zoo_tupate.zoobuild.plan import BuildConfig, Item, state_path, tuned_dir
@@ -127,10 +127,19 @@ def _finish(config: BuildConfig, item: Item, index: Index, result: ItemResult, l
     if "index" in item.done and item.entry in names:
         result.steps["index"] = "skipped"
     else:
+        source = f"zoo-build:{item.entry}"
+        # an entry an earlier build made under this name is replaced (its adapter was tuned again); any other
+        # entry of this name is never touched
+        ours = item.entry in names and all(e.source == source for e in index.get(item.entry))
         try:
-            entries = index.add(early, name=item.entry, source=f"zoo-build:{item.entry}",
+            entries = index.add(early, name=item.entry, source=source, replace=ours,
                                 metadata={"zoo_build": {"task": item.task, "method": item.method,
                                                         "recipe": item.recipe, "base_model": config.base_id()}})
+        except NameTaken:
+            result.steps["index"] = "failed"
+            result.reason = (f"{item.entry}: an index entry of this name exists and zoo build did not make it; "
+                             "left as it is (remove it with `index rm` to build this item)")
+            return
         except ZooError as exc:
             result.steps["index"], result.reason = "failed", str(exc)
             return
