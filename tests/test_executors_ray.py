@@ -61,7 +61,7 @@ def _kill_first_tune_worker(found: list[int], stop: threading.Event) -> None:
         time.sleep(0.02)
 
 
-def test_zoo_build_on_ray_survives_a_worker_killed_mid_job(local_ray, tmp_path: Path) -> None:
+def test_zoo_build_on_ray_survives_a_worker_killed_mid_job_and_pushes(local_ray, hub_server, tmp_path: Path) -> None:
     from zoo_tupate.cli import main
     from zoo_tupate.index import Index
 
@@ -75,14 +75,15 @@ def test_zoo_build_on_ray_survives_a_worker_killed_mid_job(local_ray, tmp_path: 
     try:
         result = CliRunner().invoke(main, ["--home", str(home), "zoo", "build", "rte", "mrpc", "--base-model",
                                            str(random_base()), "--base-model-id", "tiny-bert", "--data-dir",
-                                           str(tmp_path / "data"), "--methods", "lora", "--executor", "ray", "--json"])
+                                           str(tmp_path / "data"), "--methods", "lora", "--executor", "ray", "--push", "me", "--json"])
     finally:
         stop.set()
         killer.join()
     assert result.exit_code == 0, result.output
     assert killed, "no tuning worker was seen running (nothing was killed)"
     out = json.loads(result.stdout)  # Ray's own notes (a worker died, retrying) went to stderr
-    assert [i["outcome"] for i in out["items"]] == ["tuned+indexed", "tuned+indexed"]
+    assert [i["outcome"] for i in out["items"]] == ["tuned+indexed+pushed", "tuned+indexed+pushed"]
+    assert "task_embedding.safetensors" in hub_server.repo_files("me/tiny-bert-glue-rte-lora")
     assert Index(home).names() == {"glue/rte-lora@tiny-bert", "glue/mrpc-lora@tiny-bert"}
 
 
