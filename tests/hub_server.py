@@ -939,13 +939,17 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self._send(status, body, headers, content_type="application/octet-stream")
 
-    def _send_stalled(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
+    def _send_bytes_head(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        """Status and headers of a binary body of ``len(body)`` bytes (what follows may be cut short)."""
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
+
+    def _send_stalled(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
+        self._send_bytes_head(status, body, headers)
         self.wfile.write(body[:limit])
         self.wfile.flush()
         self.record.status, self.record.body_bytes = status, min(limit, len(body))
@@ -961,12 +965,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
 
     def _send_partial(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._send_bytes_head(status, body, headers)
         sent = body[:limit]
         self.wfile.write(sent)
         self.wfile.flush()

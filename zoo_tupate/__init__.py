@@ -7,6 +7,7 @@ Python API (the CLI is a thin layer over it)::
     index = Index("~/.cache/zoo-tupate")
     index.add("path/to/adapter")  # raw, and delta for LoRA
     index.suggest([emb], top_k=5)
+    Zoo("~/.cache/zoo-tupate").suggest([emb])  # the index over the built-in starter zoo, as the CLI ranks
 """
 
 from __future__ import annotations
@@ -16,5 +17,6 @@ __version__ = "0.1.0"
 from zoo_tupate.api import embed, read_checkpoint  # noqa: E402
 from zoo_tupate.embedding import Embedding  # noqa: E402
 from zoo_tupate.index import Entry, Index, Suggestion  # noqa: E402
+from zoo_tupate.zoo import Zoo  # noqa: E402
 
-__all__ = ["Embedding", "Entry", "Index", "Suggestion", "__version__", "embed", "read_checkpoint"]
+__all__ = ["Embedding", "Entry", "Index", "Suggestion", "Zoo", "__version__", "embed", "read_checkpoint"]

@@ -62,7 +62,7 @@ def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[s
     path = Path(target).expanduser()
     if kind in ("auto", "dataset") and is_dataset_folder(path) or kind == "dataset":
         return _dataset_target(index, target, reprs, base_model_id, probe_options)
-    if kind in ("auto", "checkpoint") and path.exists():
+    if kind in ("auto", "checkpoint") and (path.exists() or path.is_symlink()):
         embs = checkpoint_embeddings(index, path, reprs, pooling, base_model_id)
         for emb in embs:
             if emb.degenerate:
