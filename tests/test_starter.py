@@ -183,3 +183,20 @@ def test_a_target_matching_no_space_names_the_nearest_one(tmp_path: Path) -> Non
     said = " ".join(done.stderr.split())
     assert done.exit_code != 0 and said.count("error:") == 1
     assert "modules key,query,value" in said and "modules query,value" in said
+
+
+def test_tune_without_a_calibrated_rate_searches_by_validation(tmp_path: Path) -> None:
+    from tuning_helpers import pretrained_base
+
+    from zoo_tupate.tuning.recipes import search_rates
+    from zoo_tupate.tuning.train import TuneConfig, tune
+
+    data = toy_dataset(tmp_path / "toy", 48, 16)
+    config = TuneConfig(dataset=str(data), base_model=str(pretrained_base()), method="lora", epochs=1,
+                        early_epochs=1, output=tmp_path / "out", base_model_id="tiny/bert", save_best=False)
+    result = tune(config)[0]
+    assert [r.lr for r in result.runs] == list(search_rates("lora"))
+    assert result.chosen.best_metric == max(r.best_metric for r in result.runs)
+    assert any("searched" in note for note in result.notes)
+    recorded = json.loads((result.early_dir / "adapter_config.json").read_text())["zoo_tupate"]
+    assert recorded["lr"] == result.chosen.lr and recorded["max_train"] is None and recorded["epochs"] == 1
