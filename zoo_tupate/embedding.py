@@ -16,6 +16,7 @@ entries N(0, 1/p)), computed from the factors without forming d×k. Ranks and al
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,6 +31,11 @@ REPRS = ("raw", "delta")
 POOLINGS = ("layer-mean", "flatten")
 SKETCH_DIM = 128
 SKETCH_SEED = 20221207
+#: Elements of one tensor pooled at a time by layer-mean (bounds the float64 accumulator; every element is
+#: still summed over layers in layer order, so the result does not depend on it).
+POOL_CHUNK = 1 << 16
+#: Bytes of a LoRA factor converted to float64 at a time when sketching (bounds the temporaries).
+SKETCH_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -85,45 +91,74 @@ def check_same_layout(params: TunedParams) -> list[list]:
     return layouts[first_idx]
 
 
-def _shared_vector(params: TunedParams) -> tuple[np.ndarray, list[list]]:
+def _shared_layout(params: TunedParams) -> tuple[list[str], list[list], int]:
     names = sorted(params.shared)
-    parts = [params.shared[n].astype(np.float32).ravel() for n in names]
-    layout = [[n, list(params.shared[n].shape)] for n in names]
-    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), layout
+    return names, [[n, list(params.shared[n].shape)] for n in names], sum(params.shared[n].size for n in names)
+
+
+def _fill_shared(out: np.ndarray, offset: int, params: TunedParams, names: list[str]) -> np.ndarray:
+    """Write the shared tensors, flattened in ``names`` order, into ``out`` from ``offset`` on."""
+    for name in names:
+        array = params.shared[name]
+        out[offset:offset + array.size] = array.reshape(-1)
+        offset += array.size
+        _release(params)
+    return out
+
+
+def _release(params: TunedParams) -> None:
+    if params.release is not None:
+        params.release()
 
 
 def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
-    """The paper's embedding: concatenate within a layer, then average (or concatenate) over layers."""
-    shared, shared_layout = _shared_vector(params)
+    """The paper's embedding: concatenate within a layer, then average (or concatenate) over layers.
+
+    The vector is allocated once and filled tensor by tensor (layer-mean: chunk by chunk, a float64 sum
+    in layer order, as ``np.mean(np.stack(rows), axis=0, dtype=float64)`` computes, without the rows).
+    """
+    shared_names, shared_layout, shared_size = _shared_layout(params)
     if not params.layers:
-        return shared, [["shared", shared_layout]]
+        out = np.empty(shared_size, np.float32)
+        return _fill_shared(out, 0, params, shared_names), [["shared", shared_layout]]
     if pooling == "layer-mean":
         layout = check_same_layout(params)
-        # float64 running sum in layer order (what np.mean(np.stack(rows), axis=0, dtype=float64) computes,
-        # without building the rows)
+        groups = list(params.layers.values())
         sizes = [math.prod(shape) for _, shape in layout]
-        total = np.zeros(sum(sizes), np.float64)
-        for group in params.layers.values():
-            offset = 0
-            for (name, _), size in zip(layout, sizes, strict=True):
-                total[offset:offset + size] += group[name].ravel()
-                offset += size
-        pooled = (total / len(params.layers)).astype(np.float32)
-        return np.concatenate([pooled, shared]), [layout, shared_layout]
+        out = np.empty(sum(sizes) + shared_size, np.float32)
+        offset = 0
+        for (name, _), size in zip(layout, sizes, strict=True):
+            flats = [group[name].reshape(-1) for group in groups]
+            for start in range(0, size, POOL_CHUNK):
+                stop = min(start + POOL_CHUNK, size)
+                total = np.zeros(stop - start, np.float64)
+                for flat in flats:
+                    total += flat[start:stop]
+                    _release(params)
+                total /= len(groups)
+                out[offset + start:offset + stop] = total
+            offset += size
+        return _fill_shared(out, offset, params, shared_names), [layout, shared_layout]
     if pooling == "flatten":
-        parts, layout = [], []
-        for idx, group in params.layers.items():
-            parts.extend(group[n].astype(np.float32).ravel() for n in sorted(group))
-            layout.append([idx, layer_layout(group)])
-        return np.concatenate([*parts, shared]), [layout, shared_layout]
+        layout = [[idx, layer_layout(group)] for idx, group in params.layers.items()]
+        total_size = sum(a.size for group in params.layers.values() for a in group.values())
+        out = np.empty(total_size + shared_size, np.float32)
+        offset = 0
+        for group in params.layers.values():
+            for name in sorted(group):
+                out[offset:offset + group[name].size] = group[name].reshape(-1)
+                offset += group[name].size
+                _release(params)
+        return _fill_shared(out, offset, params, shared_names), [layout, shared_layout]
     raise ValueError(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
 
 
 @lru_cache(maxsize=32)
 def sketch_matrix(n: int, p: int = SKETCH_DIM) -> np.ndarray:
     """The fixed Gaussian sketch (p × n, entries N(0, 1/p)) for a side of length n."""
-    rng = np.random.default_rng([SKETCH_SEED, n, p])
-    return (rng.standard_normal((p, n)) / np.sqrt(p)).astype(np.float64)
+    sketch = np.random.default_rng([SKETCH_SEED, n, p]).standard_normal((p, n))
+    sketch /= np.sqrt(p)  # in place: one p × n float64 matrix, no temporaries
+    return sketch
 
 
 def lora_modules(group: dict[str, np.ndarray]) -> list[str]:
@@ -131,12 +166,31 @@ def lora_modules(group: dict[str, np.ndarray]) -> list[str]:
     return sorted(n[: -len(".lora_A")] for n in group if n.endswith(".lora_A") and n[:-1] + "B" in group)
 
 
-def delta_from_factors(b: np.ndarray, a: np.ndarray, p: int = SKETCH_DIM) -> np.ndarray:
-    """ΔW = b·a flattened when small, else its two-sided sketch S₁·b·a·S₂ᵀ (never forming d×k)."""
+def delta_from_factors(b: np.ndarray, a: np.ndarray, p: int = SKETCH_DIM, scale: float = 1.0,
+                       release: Callable[[], None] | None = None) -> np.ndarray:
+    """ΔW = scale·b·a flattened when small, else its two-sided sketch S₁·(scale·b)·a·S₂ᵀ (never forming d×k).
+
+    Large factors are converted to float64 a slab at a time (:data:`SKETCH_CHUNK_BYTES`), not whole;
+    ``release`` (if given) is called after each slab (see :attr:`TunedParams.release`).
+    """
     d, k = b.shape[0], a.shape[1]
     if d * k <= p * p:
-        return (b @ a).ravel()
-    return ((sketch_matrix(d, p) @ b) @ (a @ sketch_matrix(k, p).T)).ravel()
+        return ((b.astype(np.float64) * scale) @ a.astype(np.float64)).ravel()
+    s1, s2 = sketch_matrix(d, p), sketch_matrix(k, p)
+    rows = max(1, SKETCH_CHUNK_BYTES // (8 * max(1, b.shape[1])))
+    left = right = 0.0
+    for i in range(0, d, rows):
+        slab = b[i:i + rows].astype(np.float64)
+        slab *= scale
+        left = left + s1[:, i:i + rows] @ slab
+        if release is not None:
+            release()
+    cols = max(1, SKETCH_CHUNK_BYTES // (8 * max(1, a.shape[0])))
+    for j in range(0, k, cols):
+        right = right + a[:, j:j + cols].astype(np.float64) @ s2[:, j:j + cols].T
+        if release is not None:
+            release()
+    return (left @ right).ravel()
 
 
 def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tuple[np.ndarray, list]:
@@ -150,33 +204,40 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
             raise UnsupportedCheckpoint("layers target different LoRA modules; use --pooling flatten")
     scale = params.scaling
 
-    def factors(group: dict[str, np.ndarray], module: str) -> tuple[np.ndarray, np.ndarray]:
-        b = group[module + ".lora_B"].astype(np.float64)
-        a = group[module + ".lora_A"].astype(np.float64)
-        return b * scale.get(module, 1.0), a
+    def product(group: dict[str, np.ndarray], module: str) -> np.ndarray:
+        out = delta_from_factors(group[module + ".lora_B"], group[module + ".lora_A"], p, scale.get(module, 1.0),
+                                 params.release)
+        _release(params)
+        return out
 
     parts, layout = [], []
     if pooling == "layer-mean":
+        # mean over layers of (sketched) B_l·A_l, one layer at a time (layer order, as the sketch of
+        # [B_1 … B_L]/L · [A_1; …; A_L]), without holding every layer's factors at once
+        totals: dict[str, np.ndarray] = {}
+        for group in layers:
+            for module in modules:
+                part = product(group, module)
+                totals[module] = part if module not in totals else totals[module] + part
         for module in modules:
-            # mean over layers of (sketched) B_l·A_l, one layer at a time: the same value as the sketch of
-            # [B_1 … B_L]/L · [A_1; …; A_L], without holding every layer's factors at once
-            total = None
-            for group in layers:
-                b, a = factors(group, module)
-                part = delta_from_factors(b, a, p)
-                total = part if total is None else total + part
-            parts.append(total / len(layers))
-            layout.append([module, [b.shape[0], a.shape[1]]])
+            parts.append(totals[module] / len(layers))
+            shape = [layers[0][module + ".lora_B"].shape[0], layers[0][module + ".lora_A"].shape[1]]
+            layout.append([module, shape])
     elif pooling == "flatten":
         for idx, group in params.layers.items():
             for module in lora_modules(group):
-                b, a = factors(group, module)
-                parts.append(delta_from_factors(b, a, p))
-                layout.append([idx, module, [b.shape[0], a.shape[1]]])
+                parts.append(product(group, module))
+                layout.append([idx, module, [group[module + ".lora_B"].shape[0], group[module + ".lora_A"].shape[1]]])
     else:
         raise ValueError(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
-    shared, shared_layout = _shared_vector(params)
-    return np.concatenate([*parts, shared]).astype(np.float32), [layout, shared_layout, p]
+    shared_names, shared_layout, shared_size = _shared_layout(params)
+    size = sum(part.size for part in parts)
+    out = np.empty(size + shared_size, np.float32)
+    offset = 0
+    for part in parts:
+        out[offset:offset + part.size] = part
+        offset += part.size
+    return _fill_shared(out, offset, params, shared_names), [layout, shared_layout, p]
 
 
 def degenerate_reason(params: TunedParams) -> str | None:
@@ -184,8 +245,12 @@ def degenerate_reason(params: TunedParams) -> str | None:
     arrays = [(n, a) for g in params.layers.values() for n, a in g.items()] + list(params.shared.items())
     # one pass per tensor, no copies: a tensor's sum of squares is finite unless it holds a non-finite value
     # and non-zero only if the tensor is; overflow and underflow fall back to the exact checks
+    squares = []
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        squares = [float(np.dot(a.ravel(), a.ravel())) for _, a in arrays]
+        for _, array in arrays:
+            flat = array.reshape(-1)
+            squares.append(float(np.dot(flat, flat)))
+            _release(params)
     for (name, array), sq in zip(arrays, squares, strict=True):
         if not np.isfinite(sq):
             if not np.all(np.isfinite(array)):

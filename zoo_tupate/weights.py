@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import math
+import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -45,13 +46,14 @@ class TensorInfo:
 def sha256_files(paths: list[Path]) -> str:
     """Hex sha256 over the bytes of ``paths`` in order (one file: that file's plain sha256).
 
-    A weights file just read by :func:`load_tensors`/:func:`read_safetensors_header` is hashed from the
-    same bytes (no second read, and the hash is of exactly the bytes that were parsed).
+    A safetensors file just read by :func:`load_tensors`/:func:`read_safetensors_header` is hashed from
+    the same mapping (the hash is of exactly the bytes that were parsed; a large file's pages are dropped
+    chunk by chunk).
     """
     if len(paths) == 1:
-        loaded = _cached_file(Path(paths[0]))
-        if loaded is not None:
-            return loaded.sha256()
+        mapped = _cached_file(Path(paths[0]))
+        if mapped is not None:
+            return mapped.sha256()
     digest = hashlib.sha256()
     for path in paths:
         with open(path, "rb") as handle:
@@ -83,20 +85,8 @@ def check_inside(path: Path, folder: Path) -> None:
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     """Parse and validate a safetensors header: offsets inside the file, shapes consistent with dtypes."""
-    path = Path(path)
-    loaded = _load_small(path)
-    if loaded is not None:
-        return loaded.infos, loaded.metadata
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise CorruptCheckpoint(f"{path}: truncated safetensors file ({size} bytes)")
-        (header_len,) = struct.unpack("<Q", prefix)
-        _check_header_len(path, header_len, size)
-        raw = handle.read(header_len)
-    infos, metadata, _ = _parse_header(path, raw, size)
-    return infos, metadata
+    mapped = mapped_file(Path(path))
+    return mapped.infos, mapped.metadata
 
 
 def _check_header_len(path: Path, header_len: int, size: int) -> None:
@@ -177,28 +167,15 @@ def list_tensors(path: Path) -> dict[str, TensorInfo]:
 def load_tensors(path: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
     """Load ``names`` (default: all) from a weights file as float32 numpy arrays.
 
-    Small safetensors files are read once into memory and the arrays are read-only views of those bytes
-    (float32 tensors are not copied); larger ones go through ``safetensors``' memory map.
+    Safetensors files are memory-mapped (:class:`MappedFile`): float32 tensors are read-only views of the
+    mapping, other dtypes are converted tensor by tensor.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
-        loaded = _load_small(path)
-        if loaded is not None:
-            wanted = list(loaded.infos) if names is None else names
-            return {name: loaded.array(name) for name in wanted}
-        infos = read_safetensors_header(path)[0]
-        wanted = list(infos) if names is None else names
-        check_load_size(path, [infos[n] for n in wanted if n in infos])
-        from safetensors import safe_open
-
-        out: dict[str, np.ndarray] = {}
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                for name in wanted:
-                    out[name] = handle.get_tensor(name).float().numpy()
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
-            raise CorruptCheckpoint(f"{path}: cannot read tensors ({exc})") from None
-        return out
+        mapped = mapped_file(path)
+        wanted = list(mapped.infos) if names is None else names
+        check_load_size(path, [mapped.infos[n] for n in wanted if n in mapped.infos])
+        return {name: mapped.array(name) for name in wanted}
     tensors = _load_pickle(path)
     wanted = list(tensors) if names is None else names
     return {name: tensors[name] for name in wanted}
@@ -220,32 +197,61 @@ def check_load_size(path: Path, infos: list[TensorInfo]) -> None:
                                 f"{max_load_bytes() / 2**30:.1f} GiB limit (ZOO_TUPATE_MAX_LOAD_BYTES)")
 
 
-#: Safetensors files up to this size are read whole, once: header, tensors and sha256 share that read.
-WHOLE_READ_MAX_BYTES = 256 * 1024 * 1024
+#: Mapped files at least this large give back the pages they touched after each use (bounded peak memory).
+RELEASE_MIN_BYTES = 32 * 1024 * 1024
+#: Bytes hashed between two page releases of a large mapped file.
+HASH_CHUNK_BYTES = 1024 * 1024
 
 _NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
                  "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
 
 
-class _LoadedFile:
-    """One safetensors file read into memory, with its parsed header (and its sha256 on demand)."""
+class MappedFile:
+    """One safetensors file memory-mapped read-only: header parsed and validated once, tensors as views.
 
-    def __init__(self, path: Path, key: tuple, data: bytes):
-        self.path, self.key, self.data = path, key, data
-        if len(data) < 8:
-            raise CorruptCheckpoint(f"{path}: truncated safetensors file ({len(data)} bytes)")
-        (header_len,) = struct.unpack("<Q", data[:8])
-        _check_header_len(path, header_len, len(data))
+    Float32 tensors are read-only views of the mapping (never copied); other dtypes are converted per
+    tensor when asked for. The sha256 is taken over the same mapped bytes. Files of
+    :data:`RELEASE_MIN_BYTES` or more drop the pages they touched (:meth:`release`), so that reading,
+    hashing and pooling hold about one tensor at a time, whatever the file's size.
+    """
+
+    def __init__(self, path: Path, key: tuple, fd: int):
+        size = key[2]
+        self.path, self.key = path, key
+        if size < 8:
+            raise CorruptCheckpoint(f"{path}: truncated safetensors file ({size} bytes)")
+        try:
+            self.map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise CorruptCheckpoint(f"{path}: cannot be memory-mapped ({exc})") from None
+        (header_len,) = struct.unpack_from("<Q", self.map, 0)
+        _check_header_len(path, header_len, size)
         self.data_start = 8 + header_len
-        self.infos, self.metadata, self.offsets = _parse_header(path, data[8:self.data_start], len(data))
+        self.infos, self.metadata, self.offsets = _parse_header(path, self.map[8:self.data_start], size)
+        self.large = size >= RELEASE_MIN_BYTES
         self._sha: str | None = None
 
     def sha256(self) -> str:
+        """Hex sha256 of the file (large files chunk by chunk, each chunk's pages dropped after hashing)."""
         if self._sha is None:
-            self._sha = hashlib.sha256(self.data).hexdigest()
+            if not self.large:
+                self._sha = hashlib.sha256(self.map).hexdigest()
+            else:
+                digest = hashlib.sha256()
+                with memoryview(self.map) as view:
+                    for start in range(0, len(view), HASH_CHUNK_BYTES):
+                        digest.update(view[start:start + HASH_CHUNK_BYTES])
+                        self.release()
+                self._sha = digest.hexdigest()
         return self._sha
 
+    def release(self) -> None:
+        """Drop this process's pages of a large mapping (they stay in the page cache; a later read maps them again)."""
+        if self.large:
+            self.map.madvise(mmap.MADV_DONTNEED)
+
     def array(self, name: str) -> np.ndarray:
+        """Tensor ``name`` as float32: a view for F32, a per-tensor conversion for other dtypes."""
         try:
             info, (start, _) = self.infos[name], self.offsets[name]
         except KeyError:
@@ -253,7 +259,7 @@ class _LoadedFile:
         count = math.prod(info.shape)
         if count == 0:
             return np.zeros(info.shape, np.float32)
-        raw = np.frombuffer(self.data, dtype=_NUMPY_DTYPES[info.dtype], count=count,
+        raw = np.frombuffer(self.map, dtype=_NUMPY_DTYPES[info.dtype], count=count,
                             offset=self.data_start + start).reshape(info.shape)
         if info.dtype == "F32":
             return raw
@@ -262,42 +268,41 @@ class _LoadedFile:
         return raw.astype(np.float32)
 
 
-_FILE_CACHE: list[_LoadedFile] = []
+_FILE_CACHE: list[MappedFile] = []
 _FILE_CACHE_SIZE = 2
 
 
-def _file_key(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
+def _stat_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _cached_file(path: Path) -> _LoadedFile | None:
-    key = _file_key(path)
-    for loaded in _FILE_CACHE:
-        if loaded.key == key:
-            return loaded
+def _cached_file(path: Path) -> MappedFile | None:
+    try:
+        key = _stat_key(os.stat(path))
+    except OSError:
+        return None
+    for mapped in _FILE_CACHE:
+        if mapped.key == key:
+            return mapped
     return None
 
 
-def _load_small(path: Path) -> _LoadedFile | None:
-    """The in-memory copy of a small safetensors file (read now, or reused while the file is unchanged)."""
-    key = _file_key(path)
-    if key is None or path.suffix != ".safetensors" or key[2] > WHOLE_READ_MAX_BYTES:
-        return None
-    for loaded in _FILE_CACHE:
-        if loaded.key == key:
-            return loaded
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if len(data) != key[2]:
-        return None  # changed while reading: take the streaming path
-    loaded = _LoadedFile(path, key, data)
-    _FILE_CACHE.insert(0, loaded)
+def mapped_file(path: Path) -> MappedFile:
+    """The memory-mapped, validated safetensors file at ``path`` (mapped now, or reused while unchanged)."""
+    found = _cached_file(path)
+    if found is not None:
+        return found
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise CorruptCheckpoint(f"{path}: cannot open ({exc.strerror})") from None
+    try:
+        mapped = MappedFile(path, _stat_key(os.fstat(fd)), fd)
+    finally:
+        os.close(fd)
+    _FILE_CACHE.insert(0, mapped)
     del _FILE_CACHE[_FILE_CACHE_SIZE:]
-    return loaded
+    return mapped
 
 
 def _load_pickle(path: Path) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ def read_opened(ckpt: CheckpointFolder, include_heads: bool = False, base_weight
     for reader in READERS:
         if reader.detect(ckpt):
             params = reader.read(ckpt, include_heads=include_heads, base_weights=base_weights)
+            params.release = ckpt.release
             if params.method == "lora":
                 check_lora_factors(params, ckpt.weights)
             return params

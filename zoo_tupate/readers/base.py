@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +15,16 @@ import numpy as np
 
 from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
 from zoo_tupate.safetext import loads_bounded
-from zoo_tupate.weights import TensorInfo, check_inside, list_tensors, load_tensors, resolve_strictly
+from zoo_tupate.weights import (
+    MappedFile,
+    TensorInfo,
+    check_inside,
+    check_load_size,
+    list_tensors,
+    load_tensors,
+    mapped_file,
+    resolve_strictly,
+)
 
 #: Weight files that hold an adapter, most specific first. Head files are never read.
 WEIGHT_FILES = (
@@ -40,10 +51,19 @@ class CheckpointFolder:
     weights: Path
     config: dict[str, Any]
     tensors: dict[str, TensorInfo]
+    mapped: MappedFile | None = None
 
     def load(self, names: list[str]) -> dict[str, np.ndarray]:
-        """Load only ``names`` from the weights file."""
-        return load_tensors(self.weights, names)
+        """Load only ``names`` from the weights file (float32 safetensors: views of the mapping, no copy)."""
+        if self.mapped is None:
+            return load_tensors(self.weights, names)
+        check_load_size(self.weights, [self.tensors[n] for n in names if n in self.tensors])
+        return {name: self.mapped.array(name) for name in names}
+
+    @property
+    def release(self) -> Callable[[], None] | None:
+        """Drops the pages a large mapped weights file had touched (None when there is nothing to drop)."""
+        return self.mapped.release if self.mapped is not None and self.mapped.large else None
 
 
 @dataclass
@@ -65,6 +85,9 @@ class TunedParams:
     scaling: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Called by the pooling code after each tensor: drops the pages of a large memory-mapped weights file
+    #: that the arrays above (views of it) touched, so peak memory stays about one tensor (None: nothing to do).
+    release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_params(self) -> int:
@@ -86,20 +109,24 @@ def open_checkpoint(path: str | Path) -> CheckpointFolder:
         folder, weights = path.parent, path
     else:
         folder = path
-        found = [folder / name for name in WEIGHT_FILES if (folder / name).exists() or (folder / name).is_symlink()]
+        found = [folder / name for name in WEIGHT_FILES if _lstat(folder / name) is not None]
         if not found:
             listing = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "empty folder"
             raise UnsupportedCheckpoint(
                 f"{folder}: no adapter weights found (looked for {', '.join(WEIGHT_FILES)}; found {listing})"
             )
         weights = found[0]
-    check_inside(weights, folder)
-    if not weights.is_file():
+    st = _lstat(weights)
+    if st is None or stat.S_ISLNK(st.st_mode):  # a plain file named inside the folder is inside it
+        check_inside(weights, folder)
+        st = _stat(weights)
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise CorruptCheckpoint(f"{weights}: is not a regular file")
     config = read_config(folder)
-    tensors = list_tensors(weights)
+    mapped = mapped_file(weights) if weights.suffix == ".safetensors" else None
+    tensors = mapped.infos if mapped is not None else list_tensors(weights)
     check_names(weights, tensors)
-    return CheckpointFolder(path=folder, weights=weights, config=config, tensors=tensors)
+    return CheckpointFolder(path=folder, weights=weights, config=config, tensors=tensors, mapped=mapped)
 
 
 def check_names(weights: Path, names: Iterable[str]) -> None:
@@ -115,14 +142,24 @@ def read_config(folder: Path) -> dict[str, Any]:
     """Parse ``adapter_config.json`` if present (empty dict when absent; a dangling or looping link is refused)."""
     for name in CONFIG_FILES:
         file = folder / name
-        if file.exists() or file.is_symlink():
-            check_inside(file, folder)
-            if not file.is_file():  # a FIFO would block the read forever, a folder cannot be read
+        st = _lstat(file)
+        if st is not None:
+            if stat.S_ISLNK(st.st_mode):
+                check_inside(file, folder)
+                st = _stat(file)
+            if st is None or not stat.S_ISREG(st.st_mode):  # a FIFO would block the read, a folder cannot be read
                 raise CorruptCheckpoint(f"{file}: is not a regular file")
-            if file.stat().st_size > MAX_CONFIG_BYTES:
-                raise CorruptCheckpoint(f"{file}: {file.stat().st_size} bytes, too large for an adapter config")
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise CorruptCheckpoint(f"{file}: {st.st_size} bytes, too large for an adapter config")
             try:
-                config = loads_bounded(file.read_bytes())
+                with open(file, "rb") as handle:
+                    data = handle.read(MAX_CONFIG_BYTES + 1)
+            except OSError as exc:
+                raise CorruptCheckpoint(f"{file}: unreadable ({exc.strerror})") from None
+            if len(data) > MAX_CONFIG_BYTES:
+                raise CorruptCheckpoint(f"{file}: more than {MAX_CONFIG_BYTES} bytes, too large for an adapter config")
+            try:
+                config = loads_bounded(data)
             except ValueError as exc:  # invalid JSON or UTF-8, too deep, a huge or non-finite number
                 raise CorruptCheckpoint(f"{file}: invalid adapter config ({exc})") from None
             if not isinstance(config, dict):
@@ -131,6 +168,20 @@ def read_config(folder: Path) -> dict[str, Any]:
                 raise CorruptCheckpoint(f"{file}: peft_type must be a string, got {type(config['peft_type']).__name__}")
             return config
     return {}
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 @lru_cache(maxsize=1 << 16)
