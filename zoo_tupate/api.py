@@ -60,9 +60,11 @@ def embed_checkpoint(
     if pooling not in POOLINGS:
         raise UnsupportedCheckpoint(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
     params = read_opened(ckpt, include_heads=include_heads, base_weights=base_weights)
-    return embed_params(params, repr=repr, pooling=pooling, base_model_id=base_model_id,
-                        sha256=sha256 or sha256_files([ckpt.weights]), source=str(ckpt.path),
-                        extra={"weights_file": ckpt.weights.name})
+    emb = embed_params(params, repr=repr, pooling=pooling, base_model_id=base_model_id, sha256=sha256 or "",
+                       source=str(ckpt.path), extra={"weights_file": ckpt.weights.name})
+    if not emb.sha256:
+        emb.sha256 = ckpt.mapped.sha256() if ckpt.mapped is not None else sha256_files([ckpt.weights])
+    return emb
 
 
 def embed_params(

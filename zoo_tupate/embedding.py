@@ -126,17 +126,19 @@ def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
         groups = list(params.layers.values())
         sizes = [math.prod(shape) for _, shape in layout]
         out = np.empty(sum(sizes) + shared_size, np.float32)
-        offset = 0
-        for (name, _), size in zip(layout, sizes, strict=True):
-            flats = [group[name].reshape(-1) for group in groups]
+        offset, release = 0, params.release
+        for size, flats in _segments(params, layout, sizes):
             for start in range(0, size, POOL_CHUNK):
                 stop = min(start + POOL_CHUNK, size)
-                total = np.zeros(stop - start, np.float64)
-                for flat in flats:
+                total = flats[0][start:stop].astype(np.float64)  # 0.0 + x = x: the same sum as from zeros
+                for flat in flats[1:]:
                     total += flat[start:stop]
-                    _release(params)
+                    if release is not None:
+                        release()
                 total /= len(groups)
                 out[offset + start:offset + stop] = total
+                if release is not None:
+                    release()
             offset += size
         return _fill_shared(out, offset, params, shared_names), [layout, shared_layout]
     if pooling == "flatten":
@@ -144,13 +146,24 @@ def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
         total_size = sum(a.size for group in params.layers.values() for a in group.values())
         out = np.empty(total_size + shared_size, np.float32)
         offset = 0
-        for group in params.layers.values():
-            for name in sorted(group):
-                out[offset:offset + group[name].size] = group[name].reshape(-1)
-                offset += group[name].size
+        for idx, group in params.layers.items():
+            row = params.rows.get(idx)
+            for flat in [row] if row is not None else [group[name].reshape(-1) for name in sorted(group)]:
+                out[offset:offset + flat.size] = flat
+                offset += flat.size
                 _release(params)
         return _fill_shared(out, offset, params, shared_names), [layout, shared_layout]
     raise ValueError(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
+
+
+def _segments(params: TunedParams, layout: list[list], sizes: list[int]) -> list[tuple[int, list[np.ndarray]]]:
+    """What layer-mean sums, as (size, one flat array per layer): whole layer rows when every layer has one
+    (:attr:`TunedParams.rows`), else tensor by tensor in layout order. Either way the same values."""
+    rows = [params.rows.get(idx) for idx in params.layers]
+    if rows and all(row is not None and row.size == sum(sizes) for row in rows):
+        return [(sum(sizes), rows)]  # type: ignore[list-item]
+    groups = params.layers.values()
+    return [(size, [group[name].reshape(-1) for group in groups]) for (name, _), size in zip(layout, sizes, strict=True)]
 
 
 @lru_cache(maxsize=32)
@@ -240,17 +253,65 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
     return _fill_shared(out, offset, params, shared_names), [layout, shared_layout, p]
 
 
+_PER_TENSOR = "per tensor"
+
+
+def _nonzero(array: np.ndarray, square: float | None = None) -> bool:
+    if square is None:
+        flat = array.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            square = float(np.dot(flat, flat))
+    return square != 0.0 or bool(np.any(array))
+
+
+def _reason_by_rows(params: TunedParams) -> str | None:
+    """:func:`degenerate_reason` from whole layer rows (:attr:`TunedParams.rows`): one dot per layer, and the
+    lora_B tensors only until one is non-zero. ``_PER_TENSOR`` when rows are missing or some square is not
+    finite or too large (the per-tensor pass then names the tensor)."""
+    rows = [params.rows.get(idx) for idx in params.layers]
+    if not rows or any(row is None for row in rows):
+        return _PER_TENSOR
+    parts = [*rows, *(a.reshape(-1) for a in params.shared.values())]
+    squares, release = [], params.release
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        for part in parts:
+            squares.append(float(np.dot(part, part)))
+            if release is not None:
+                release()
+    total = sum(squares)
+    if not math.isfinite(total) or total > float(np.finfo(np.float32).max):
+        return _PER_TENSOR
+    if params.method == "lora":
+        for factor_b in (a for g in params.layers.values() for n, a in g.items() if n.endswith("lora_B")):
+            found = _nonzero(factor_b)
+            if release is not None:
+                release()
+            if found:
+                break
+        else:
+            return "every lora_B is zero: the adapter is a no-op (never trained)"
+        if params.scaling and not any(params.scaling.values()):
+            return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
+    if not any(_nonzero(part, sq) for part, sq in zip(parts, squares, strict=True)):
+        return "all tuned tensors are zero"
+    return None
+
+
 def degenerate_reason(params: TunedParams) -> str | None:
     """Why an adapter carries no task signal, or None."""
+    fast = _reason_by_rows(params)
+    if fast is not _PER_TENSOR:
+        return fast
     arrays = [(n, a) for g in params.layers.values() for n, a in g.items()] + list(params.shared.items())
     # one pass per tensor, no copies: a tensor's sum of squares is finite unless it holds a non-finite value
     # and non-zero only if the tensor is; overflow and underflow fall back to the exact checks
-    squares = []
+    squares, release = [], params.release
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for _, array in arrays:
             flat = array.reshape(-1)
             squares.append(float(np.dot(flat, flat)))
-            _release(params)
+            if release is not None:
+                release()
     for (name, array), sq in zip(arrays, squares, strict=True):
         if not np.isfinite(sq):
             if not np.all(np.isfinite(array)):

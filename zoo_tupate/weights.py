@@ -124,7 +124,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a malformed header entry") from None
         if not isinstance(dtype, str) or dtype not in _ST_DTYPES:
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has unknown dtype {str(dtype)[:40]!r}")
-        if any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a negative dimension {shape}")
         count = math.prod(shape)
         if not (0 <= start <= end <= data_len) or end - start != count * _ST_DTYPES[dtype][1]:
@@ -138,11 +138,35 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
     return infos, metadata, offsets
 
 
+#: Parsed headers kept by (header bytes, file size): adapters of one architecture share their header
+#: byte for byte, and validation depends on nothing else. Headers above the size below are not kept.
+_HEADER_CACHE: dict[tuple[bytes, int], tuple[dict[str, TensorInfo], dict[str, str], dict]] = {}
+_HEADER_CACHE_SIZE, _HEADER_CACHE_MAX_BYTES = 8, 1 << 20
+
+
+def _parse_header_cached(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorInfo], dict[str, str], dict]:
+    """:func:`_parse_header`, reusing the result for a header seen before (the returned dicts are shared: read only)."""
+    if len(raw) > _HEADER_CACHE_MAX_BYTES:
+        return _parse_header(path, raw, size)
+    key = (raw, size)
+    found = _HEADER_CACHE.pop(key, None)
+    if found is None:
+        found = _parse_header(path, raw, size)
+        while len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            del _HEADER_CACHE[next(iter(_HEADER_CACHE))]
+    _HEADER_CACHE[key] = found  # most recently used last
+    return found
+
+
 def _ints(values: object) -> tuple[int, ...]:
     """A JSON list of integers (not floats, bools or strings), as the safetensors format requires."""
-    if type(values) is not list or any(type(v) is not int for v in values):
-        raise TypeError("not a list of integers")
-    return tuple(values)
+    if type(values) is list:
+        for value in values:
+            if type(value) is not int:
+                break
+        else:
+            return tuple(values)
+    raise TypeError("not a list of integers")
 
 
 def _check_coverage(path: Path, offsets: dict[str, tuple[int, int]], data_len: int) -> None:
@@ -227,9 +251,13 @@ class MappedFile:
         (header_len,) = struct.unpack_from("<Q", self.map, 0)
         _check_header_len(path, header_len, size)
         self.data_start = 8 + header_len
-        self.infos, self.metadata, self.offsets = _parse_header(path, self.map[8:self.data_start], size)
+        self.infos, self.metadata, self.offsets = _parse_header_cached(path, self.map[8:self.data_start], size)
         self.large = size >= RELEASE_MIN_BYTES
         self._sha: str | None = None
+        self._f32: np.ndarray | None = None  # the data section as float32, when every tensor is F32
+        if (self.data_start % 4 == 0 and size > self.data_start
+                and all(info.dtype == "F32" for info in self.infos.values())):
+            self._f32 = np.frombuffer(self.map, np.float32, offset=self.data_start)
 
     def sha256(self) -> str:
         """Hex sha256 of the file (large files chunk by chunk, each chunk's pages dropped after hashing)."""
@@ -250,12 +278,27 @@ class MappedFile:
         if self.large:
             self.map.madvise(mmap.MADV_DONTNEED)
 
+    def span(self, names: list[str]) -> np.ndarray | None:
+        """Tensors ``names`` as one flat float32 view, when every tensor is F32 and they lie back to back in
+        this order (else None)."""
+        if self._f32 is None or not names:
+            return None
+        start, end = self.offsets[names[0]]
+        for name in names[1:]:
+            following = self.offsets[name]
+            if following[0] != end:
+                return None
+            end = following[1]
+        return self._f32[start >> 2:end >> 2]
+
     def array(self, name: str) -> np.ndarray:
         """Tensor ``name`` as float32: a view for F32, a per-tensor conversion for other dtypes."""
         try:
-            info, (start, _) = self.infos[name], self.offsets[name]
+            info, (start, end) = self.infos[name], self.offsets[name]
         except KeyError:
             raise CorruptCheckpoint(f"{self.path}: no tensor named {name!r}") from None
+        if self._f32 is not None:  # offsets were checked against shape and dtype: a slice, no copy
+            return self._f32[start >> 2:end >> 2].reshape(info.shape)
         count = math.prod(info.shape)
         if count == 0:
             return np.zeros(info.shape, np.float32)

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
 from zoo_tupate.readers import adapterhub, bias_only, peft_beft, peft_ia3, peft_lora, peft_prompt
-from zoo_tupate.readers.base import CheckpointFolder, TunedParams, open_checkpoint
+from zoo_tupate.readers.base import CheckpointFolder, TunedParams, contiguous_rows, open_checkpoint
 
 READERS: list[ModuleType] = [adapterhub, peft_prompt, peft_lora, peft_ia3, peft_beft, bias_only]
 
@@ -30,6 +30,7 @@ def read_opened(ckpt: CheckpointFolder, include_heads: bool = False, base_weight
         if reader.detect(ckpt):
             params = reader.read(ckpt, include_heads=include_heads, base_weights=base_weights)
             params.release = ckpt.release
+            params.rows = contiguous_rows(ckpt, params.layers)
             if params.method == "lora":
                 check_lora_factors(params, ckpt.weights)
             return params

@@ -52,6 +52,8 @@ class CheckpointFolder:
     config: dict[str, Any]
     tensors: dict[str, TensorInfo]
     mapped: MappedFile | None = None
+    #: What :func:`group_by_layer` loaded: layer → canonical name → (file key, the array it returned).
+    sources: dict[int, dict[str, tuple[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     def load(self, names: list[str]) -> dict[str, np.ndarray]:
         """Load only ``names`` from the weights file (float32 safetensors: views of the mapping, no copy)."""
@@ -88,6 +90,9 @@ class TunedParams:
     #: Called by the pooling code after each tensor: drops the pages of a large memory-mapped weights file
     #: that the arrays above (views of it) touched, so peak memory stays about one tensor (None: nothing to do).
     release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    #: Optional fast path: per layer, that layer's tensors in canonical (sorted-name) order as one flat float32
+    #: view, i.e. the concatenation of their values (set by :func:`contiguous_rows`; empty when not available).
+    rows: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_params(self) -> int:
@@ -211,7 +216,32 @@ def group_by_layer(
                 f"{ckpt.weights}: two tensors map to layer {split[0]} {canonical!r} (several adapters in one file?)"
             )
         group[canonical] = arrays[key]
+        ckpt.sources.setdefault(split[0], {})[canonical] = (key, arrays[key])
     return dict(sorted(layers.items()))
+
+
+def contiguous_rows(ckpt: CheckpointFolder, layers: dict[int, dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
+    """Per layer, its tensors in canonical order as one flat float32 view of the mapped file.
+
+    Only when every layer's tensors are still the views :func:`group_by_layer` returned (a reader that
+    changed them, as bias-only does, gets none) and lie back to back in that order; else empty.
+    """
+    if ckpt.mapped is None or not layers:
+        return {}
+    rows = {}
+    for idx, group in layers.items():
+        sources = ckpt.sources.get(idx, {})
+        keys = []
+        for name in sorted(group):
+            key, array = sources.get(name, ("", None))
+            if array is not group[name]:
+                return {}
+            keys.append(key)
+        row = ckpt.mapped.span(keys)
+        if row is None:
+            return {}
+        rows[idx] = row
+    return rows
 
 
 def base_model_from_config(config: dict[str, Any]) -> str | None:

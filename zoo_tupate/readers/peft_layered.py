@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from zoo_tupate.errors import UnsupportedCheckpoint
 from zoo_tupate.readers.base import (
@@ -33,14 +34,9 @@ def read_layered(
     """
     selected: dict[str, str] = {}
     for key in ckpt.tensors:
-        if "modules_to_save" in key or "original_module" in key:
-            continue
-        split = split_layer(key)
-        if split is None:
-            continue
-        match = pattern.fullmatch(_ADAPTER_NAME_RE.sub("", split[1]))
-        if match:
-            selected[key] = match.group(1)
+        canonical = _canonical(pattern, key)
+        if canonical is not None:
+            selected[key] = canonical
     if not selected:
         raise UnsupportedCheckpoint(f"{ckpt.weights}: no {method} tensors inside Transformer layers")
     excluded = heads_and_rest(ckpt, set(selected))
@@ -58,6 +54,18 @@ def read_layered(
         excluded=excluded,
         config=ckpt.config,
     )
+
+
+@lru_cache(maxsize=1 << 16)
+def _canonical(pattern: re.Pattern[str], key: str) -> str | None:
+    """The canonical in-layer name of ``key`` if ``pattern`` selects it (cached: zoos repeat their keys)."""
+    if "modules_to_save" in key or "original_module" in key:
+        return None
+    split = split_layer(key)
+    if split is None:
+        return None
+    match = pattern.fullmatch(_ADAPTER_NAME_RE.sub("", split[1]))
+    return match.group(1) if match else None
 
 
 def peft_type(ckpt: CheckpointFolder) -> str | None:
