@@ -106,7 +106,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
         raise CorruptCheckpoint(f"{path}: safetensors header is nested too deeply") from None
     except ValueError as exc:  # invalid JSON or UTF-8, a duplicate key, an integer of thousands of digits
         reason = str(exc) if exc.__class__ is ValueError else exc.__class__.__name__
-        raise CorruptCheckpoint(f"{path}: safetensors header is not valid ({reason})") from None
+        raise CorruptCheckpoint(f"{path}: safetensors header is not valid JSON ({reason})") from None
     if not isinstance(header, dict):
         raise CorruptCheckpoint(f"{path}: safetensors header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}

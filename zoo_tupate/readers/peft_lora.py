@@ -36,6 +36,7 @@ def lora_scaling(config: dict, params: TunedParams) -> dict[str, float]:
     alpha_pattern = config.get("alpha_pattern") or {}
     rslora = bool(config.get("use_rslora"))
     scaling: dict[str, float] = {}
+    known: dict[tuple[str, int], float] = {}  # layers repeat their modules: one computation per (module, rank)
     for group in params.layers.values():
         for name, array in group.items():
             if not name.endswith(".lora_A"):
@@ -44,11 +45,13 @@ def lora_scaling(config: dict, params: TunedParams) -> dict[str, float]:
             rank = array.shape[0]
             if rank == 0:
                 continue  # refused by check_lora_factors
-            alpha = _pattern_value(alpha_pattern, module, alpha_default)
-            _pattern_value(rank_pattern, module, rank)  # the tensors' rank wins over the config
-            if alpha is None:
-                alpha = rank  # no alpha known: scale 1
-            scaling[module] = alpha / (math.sqrt(rank) if rslora else rank)
+            if (module, rank) not in known:
+                alpha = _pattern_value(alpha_pattern, module, alpha_default)
+                _pattern_value(rank_pattern, module, rank)  # the tensors' rank wins over the config
+                if alpha is None:
+                    alpha = rank  # no alpha known: scale 1
+                known[module, rank] = alpha / (math.sqrt(rank) if rslora else rank)
+            scaling[module] = known[module, rank]
     return scaling
 
 
