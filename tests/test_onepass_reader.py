@@ -102,27 +102,36 @@ def test_degenerate_reason_by_rows_equals_tensor_by_tensor(tmp_path: Path, case:
     assert (fast is None) if expected is None else (fast is not None and expected in fast), fast
 
 
-@pytest.mark.parametrize("dtype", ["F16", "BF16"])
-def test_half_precision_is_converted_exactly(tmp_path: Path, dtype: str) -> None:
+def write_half(folder: Path, tensors: dict[str, np.ndarray], dtype: str) -> tuple[Path, Path]:
+    """The tensors saved as F16 or BF16, and the same (rounded) values saved as F32 beside them."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file as save_torch
 
-    tensors = lora_tensors()
     kind = torch.float16 if dtype == "F16" else torch.bfloat16
     half = {n: torch.from_numpy(a).to(kind) for n, a in tensors.items()}
-    folder = tmp_path / dtype
-    folder.mkdir()
+    folder.mkdir(parents=True)
     save_torch(half, str(folder / "adapter_model.safetensors"))
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": RANK, "lora_alpha": 8}))
-    exact = write(tmp_path / "f32", {n: t.float().numpy() for n, t in half.items()})
-    for repr_ in ("raw", "delta"):
-        np.testing.assert_array_equal(embed(folder, repr=repr_).vector, embed(exact, repr=repr_).vector)
+    return folder, write(folder.with_name(folder.name + "-f32"), {n: t.float().numpy() for n, t in half.items()})
 
 
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_half_precision_is_converted_exactly_and_lazily(tmp_path: Path, dtype: str) -> None:
+    folder, exact = write_half(tmp_path / dtype, lora_tensors(), dtype)
+    params = read_tuned(folder, include_heads=True)
+    assert all(isinstance(a, weights.HalfTensor) for g in params.layers.values() for a in g.values())
+    for repr_, pooling in (("raw", "layer-mean"), ("raw", "flatten"), ("delta", "layer-mean")):
+        np.testing.assert_array_equal(embed(folder, repr=repr_, pooling=pooling, include_heads=True).vector,
+                                      embed(exact, repr=repr_, pooling=pooling, include_heads=True).vector)
+    assert degenerate_reason(params) is None
+
+
+@pytest.mark.parametrize("dtype", ["F32", "BF16"])
 @pytest.mark.parametrize(("repr_", "pooling"), [("raw", "layer-mean"), ("raw", "flatten"), ("delta", "layer-mean")])
 def test_large_file_path_drops_pages_and_gives_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               repr_: str, pooling: str) -> None:
-    folder = write(tmp_path / "a", lora_tensors(heads=False, hidden=160))  # ΔW 160² > 128²: sketched
+                                                               repr_: str, pooling: str, dtype: str) -> None:
+    tensors = lora_tensors(heads=False, hidden=160)  # ΔW 160² > 128²: sketched
+    folder = write(tmp_path / "a", tensors) if dtype == "F32" else write_half(tmp_path / "a", tensors, dtype)[0]
     small = embed(folder, repr=repr_, pooling=pooling)
     weights._FILE_CACHE.clear()
     # every mapping counts as large; chunks far below one tensor

@@ -31,11 +31,12 @@ REPRS = ("raw", "delta")
 POOLINGS = ("layer-mean", "flatten")
 SKETCH_DIM = 128
 SKETCH_SEED = 20221207
-#: Elements of one tensor pooled at a time by layer-mean (bounds the float64 accumulator; every element is
-#: still summed over layers in layer order, so the result does not depend on it).
-POOL_CHUNK = 1 << 16
+#: Elements pooled, copied or squared at a time when a large mapped file drops its pages as it goes (bounds
+#: the float64 accumulator and the touched pages; every element is still summed over layers in layer order,
+#: so the result does not depend on it). Small files pool whole tensors or layers in one call.
+POOL_CHUNK = 1 << 14
 #: Bytes of a LoRA factor converted to float64 at a time when sketching (bounds the temporaries).
-SKETCH_CHUNK_BYTES = 1 << 20
+SKETCH_CHUNK_BYTES = 1 << 18
 
 
 @dataclass
@@ -99,11 +100,17 @@ def _shared_layout(params: TunedParams) -> tuple[list[str], list[list], int]:
 def _fill_shared(out: np.ndarray, offset: int, params: TunedParams, names: list[str]) -> np.ndarray:
     """Write the shared tensors, flattened in ``names`` order, into ``out`` from ``offset`` on."""
     for name in names:
-        array = params.shared[name]
-        out[offset:offset + array.size] = array.reshape(-1)
-        offset += array.size
+        offset = _copy_flat(out, offset, params.shared[name].reshape(-1))
         _release(params)
     return out
+
+
+def _copy_flat(out: np.ndarray, offset: int, flat: np.ndarray) -> int:
+    """Copy a flat tensor into ``out`` at ``offset`` (:data:`POOL_CHUNK` at a time); returns the next offset."""
+    for start in range(0, flat.size, POOL_CHUNK):
+        piece = flat[start:start + POOL_CHUNK]
+        out[offset + start:offset + start + piece.size] = piece
+    return offset + flat.size
 
 
 def _release(params: TunedParams) -> None:
@@ -128,8 +135,9 @@ def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
         out = np.empty(sum(sizes) + shared_size, np.float32)
         offset, release = 0, params.release
         for size, flats in _segments(params, layout, sizes):
-            for start in range(0, size, POOL_CHUNK):
-                stop = min(start + POOL_CHUNK, size)
+            step = POOL_CHUNK if release is not None else max(size, 1)
+            for start in range(0, size, step):
+                stop = min(start + step, size)
                 total = flats[0][start:stop].astype(np.float64)  # 0.0 + x = x: the same sum as from zeros
                 for flat in flats[1:]:
                     total += flat[start:stop]
@@ -149,8 +157,7 @@ def raw_vector(params: TunedParams, pooling: str) -> tuple[np.ndarray, list]:
         for idx, group in params.layers.items():
             row = params.rows.get(idx)
             for flat in [row] if row is not None else [group[name].reshape(-1) for name in sorted(group)]:
-                out[offset:offset + flat.size] = flat
-                offset += flat.size
+                offset = _copy_flat(out, offset, flat)
                 _release(params)
         return _fill_shared(out, offset, params, shared_names), [layout, shared_layout]
     raise ValueError(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
@@ -256,12 +263,33 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
 _PER_TENSOR = "per tensor"
 
 
-def _nonzero(array: np.ndarray, square: float | None = None) -> bool:
-    if square is None:
-        flat = array.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            square = float(np.dot(flat, flat))
-    return square != 0.0 or bool(np.any(array))
+def _square(array: np.ndarray, release: Callable[[], None] | None = None) -> float:
+    """Sum of squares in float32 (inf when it overflows float32). A lazy tensor is converted, and with
+    ``release`` (a large mapped file) the pages are dropped, :data:`POOL_CHUNK` elements at a time."""
+    flat = array.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if isinstance(flat, np.ndarray) and release is None:
+            return float(np.dot(flat, flat))
+        total = 0.0
+        for start in range(0, flat.size, POOL_CHUNK):
+            chunk = flat[start:start + POOL_CHUNK]
+            total += float(np.dot(chunk, chunk))
+            if release is not None:
+                release()
+    return total if total <= float(np.finfo(np.float32).max) else math.inf
+
+
+def _nonzero(array: np.ndarray, square: float | None = None, release: Callable[[], None] | None = None) -> bool:
+    """Whether any value is non-zero (a zero sum of squares may have underflowed: then look, chunk by chunk)."""
+    if (_square(array, release) if square is None else square) != 0.0:
+        return True
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, POOL_CHUNK):
+        if np.any(flat[start:start + POOL_CHUNK]):
+            return True
+        if release is not None:
+            release()
+    return False
 
 
 def _reason_by_rows(params: TunedParams) -> str | None:
@@ -272,27 +300,19 @@ def _reason_by_rows(params: TunedParams) -> str | None:
     if not rows or any(row is None for row in rows):
         return _PER_TENSOR
     parts = [*rows, *(a.reshape(-1) for a in params.shared.values())]
-    squares, release = [], params.release
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        for part in parts:
-            squares.append(float(np.dot(part, part)))
-            if release is not None:
-                release()
+    squares = [_square(part, params.release) for part in parts]
     total = sum(squares)
     if not math.isfinite(total) or total > float(np.finfo(np.float32).max):
         return _PER_TENSOR
     if params.method == "lora":
         for factor_b in (a for g in params.layers.values() for n, a in g.items() if n.endswith("lora_B")):
-            found = _nonzero(factor_b)
-            if release is not None:
-                release()
-            if found:
+            if _nonzero(factor_b, None, params.release):
                 break
         else:
             return "every lora_B is zero: the adapter is a no-op (never trained)"
         if params.scaling and not any(params.scaling.values()):
             return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
-    if not any(_nonzero(part, sq) for part, sq in zip(parts, squares, strict=True)):
+    if not any(_nonzero(part, sq, params.release) for part, sq in zip(parts, squares, strict=True)):
         return "all tuned tensors are zero"
     return None
 
@@ -305,13 +325,7 @@ def degenerate_reason(params: TunedParams) -> str | None:
     arrays = [(n, a) for g in params.layers.values() for n, a in g.items()] + list(params.shared.items())
     # one pass per tensor, no copies: a tensor's sum of squares is finite unless it holds a non-finite value
     # and non-zero only if the tensor is; overflow and underflow fall back to the exact checks
-    squares, release = [], params.release
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        for _, array in arrays:
-            flat = array.reshape(-1)
-            squares.append(float(np.dot(flat, flat)))
-            if release is not None:
-                release()
+    squares = [_square(array, params.release) for _, array in arrays]
     for (name, array), sq in zip(arrays, squares, strict=True):
         if not np.isfinite(sq):
             if not np.all(np.isfinite(array)):
@@ -321,7 +335,7 @@ def degenerate_reason(params: TunedParams) -> str | None:
         return "values too large to compare (the vector's squared norm overflows float32)"
 
     def nonzero(i: int) -> bool:
-        return squares[i] != 0.0 or bool(np.any(arrays[i][1]))
+        return _nonzero(arrays[i][1], squares[i], params.release)
 
     if params.method == "lora":
         if not any(nonzero(i) for i, (n, _) in enumerate(arrays) if n.endswith("lora_B")):

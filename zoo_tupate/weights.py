@@ -291,8 +291,9 @@ class MappedFile:
             end = following[1]
         return self._f32[start >> 2:end >> 2]
 
-    def array(self, name: str) -> np.ndarray:
-        """Tensor ``name`` as float32: a view for F32, a per-tensor conversion for other dtypes."""
+    def array(self, name: str, lazy: bool = False) -> np.ndarray:
+        """Tensor ``name`` as float32: a view for F32, a per-tensor conversion for other dtypes (``lazy``:
+        a :class:`HalfTensor` for F16/BF16, converted only where it is used)."""
         try:
             info, (start, end) = self.infos[name], self.offsets[name]
         except KeyError:
@@ -306,9 +307,55 @@ class MappedFile:
                             offset=self.data_start + start).reshape(info.shape)
         if info.dtype == "F32":
             return raw
-        if info.dtype == "BF16":
-            return (raw.astype(np.uint32) << 16).view(np.float32)
+        if info.dtype in ("F16", "BF16"):
+            half = HalfTensor(raw, info.dtype == "BF16")
+            return half if lazy else np.asarray(half)  # type: ignore[return-value]
         return raw.astype(np.float32)
+
+
+class HalfTensor:
+    """A float16/bfloat16 tensor of a mapped file, converted to float32 only where and when it is used.
+
+    ``shape``, ``ndim`` and ``size`` come from the stored view and ``reshape`` stays lazy; indexing converts
+    only the elements it selects (pooling and sketching go slab by slab); ``np.asarray``, ``astype``,
+    arithmetic and every other use convert the whole tensor, freed after use.
+    """
+
+    __slots__ = ("raw", "bf16")
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, raw: np.ndarray, bf16: bool):
+        self.raw, self.bf16 = raw, bf16
+
+    shape = property(lambda self: self.raw.shape)
+    ndim = property(lambda self: self.raw.ndim)
+    size = property(lambda self: self.raw.size)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def reshape(self, *shape: int) -> HalfTensor:
+        return HalfTensor(self.raw.reshape(*shape), self.bf16)
+
+    def __getitem__(self, index: object) -> np.ndarray:
+        return _to_float32(self.raw[index], self.bf16)
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        out = _to_float32(self.raw, self.bf16)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype: object, copy: bool = True) -> np.ndarray:
+        return np.asarray(self).astype(dtype, copy=False)
+
+    def ravel(self) -> np.ndarray:
+        return np.asarray(self).ravel()
+
+
+def _to_float32(raw: np.ndarray, bf16: bool) -> np.ndarray:
+    """Stored float16 or bfloat16 values (exactly) as float32; bfloat16 is the top half of a float32."""
+    if bf16:
+        return (np.asarray(raw).astype(np.uint32) << 16).view(np.float32)
+    return np.asarray(raw).astype(np.float32)
 
 
 _FILE_CACHE: list[MappedFile] = []

@@ -60,7 +60,7 @@ class CheckpointFolder:
         if self.mapped is None:
             return load_tensors(self.weights, names)
         check_load_size(self.weights, [self.tensors[n] for n in names if n in self.tensors])
-        return {name: self.mapped.array(name) for name in names}
+        return {name: self.mapped.array(name, lazy=True) for name in names}
 
     @property
     def release(self) -> Callable[[], None] | None:
@@ -72,7 +72,8 @@ class CheckpointFolder:
 class TunedParams:
     """The tuned parameters of one checkpoint, as a reader found them.
 
-    ``layers`` maps a Transformer layer index to ``{canonical name: array}``; canonical names are the
+    ``layers`` maps a Transformer layer index to ``{canonical name: array}`` (float32 views of the mapped
+    file, or :class:`~zoo_tupate.weights.HalfTensor` for F16/BF16, converted where used); canonical names are the
     parameter path inside the layer with model prefixes and adapter names removed
     (``attention.self.query.lora_A``). ``shared`` holds tuned tensors that belong to no layer
     (input-level prompts, heads kept with ``include_heads``).
