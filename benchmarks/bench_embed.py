@@ -43,12 +43,12 @@ def floor_pass(folders: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def embed_pass(folders: list[Path]) -> tuple[float, float]:
+def embed_pass(folders: list[Path], repr_: str = "raw") -> tuple[float, float]:
     from zoo_tupate import embed
 
     start, cpu = time.perf_counter(), time.process_time()
     for folder in folders:
-        embed(folder)
+        embed(folder, repr=repr_)
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -199,15 +199,16 @@ def main() -> None:
                        for i in range(args.n)]
             size_mb = sum((f / "adapter_model.safetensors").stat().st_size for f in folders) / 1e6
             floor_pass(folders), embed_pass(folders[:5])  # warm page cache and imports
-            floors, embeds, cached = [], [], []
+            floors, embeds, deltas, cached = [], [], [], []
             for _ in range(args.repeats):
                 floors.append(floor_pass(folders))
                 embeds.append(embed_pass(folders))
+                deltas.append(embed_pass(folders, "delta"))
                 cached.append(cached_embed_pass(folders, tmp / "home"))
             label = "with heads" if heads else "no heads"
             f, fc = median([x[0] for x in floors]), median([x[1] for x in floors])
-            for what, runs in (("floor: safetensors read + sha256", floors), ("embed()", embeds),
-                               ("Index.cached_embed (cold cache)", cached)):
+            for what, runs in (("floor: safetensors read + sha256", floors), ("embed() (raw)", embeds),
+                               ("embed(repr='delta')", deltas), ("Index.cached_embed (cold cache, raw)", cached)):
                 t, c = median([x[0] for x in runs]), median([x[1] for x in runs])
                 rows.append([label, what, f"{t / args.n * 1e3:.2f}", f"{args.n / t:.0f}", f"{size_mb / t:.0f}",
                              f"{f / t:.2f}", f"{c / args.n * 1e3:.2f}", f"{fc / c:.2f}"])
