@@ -234,9 +234,10 @@ class MappedFile:
     """One safetensors file memory-mapped read-only: header parsed and validated once, tensors as views.
 
     Float32 tensors are read-only views of the mapping (never copied); other dtypes are converted per
-    tensor when asked for. The sha256 is taken over the same mapped bytes. Files of
-    :data:`RELEASE_MIN_BYTES` or more drop the pages they touched (:meth:`release`), so that reading,
-    hashing and pooling hold about one tensor at a time, whatever the file's size.
+    tensor when asked for. The sha256 is taken over the same mapped bytes. Files of :data:`RELEASE_MIN_BYTES`
+    or more drop the pages they touched (:meth:`release`): about one tensor is held, whatever the file's
+    size. Like safetensors' own mapping, a file truncated by another process while it is read ends the
+    process (SIGBUS); files are read after they are complete (``pull`` renames finished downloads).
     """
 
     def __init__(self, path: Path, key: tuple, fd: int):
