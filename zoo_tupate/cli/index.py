@@ -103,8 +103,9 @@ def ls(ctx: click.Context, starter: bool, wide: bool, as_json: bool) -> None:
     if not listing:
         console.print("the index is empty")
         return
-    counts = {layer: sum(1 for l_, _ in listing if l_ == layer) for layer in (USER, STARTER)}
-    table = Table(title=f"{len(listing)} entries ({counts[USER]} yours, {counts[STARTER]} starter)")
+    names = {layer: {e.name for l_, e in listing if l_ == layer} for layer in (USER, STARTER)}
+    table = Table(title=f"{len(names[USER]) + len(names[STARTER])} entries ({len(names[USER])} yours, "
+                        f"{len(names[STARTER])} starter), {len(listing)} vectors")
     table.add_column("name", no_wrap=True)
     table.add_column("method/repr/layout", no_wrap=True)
     table.add_column("dim", justify="right")
