@@ -86,7 +86,8 @@ MAIN_METHODS: tuple[str, ...] = (
 @click.option("--methods", "-m", multiple=True,
               help="Only these methods (names or shell globs such as 'tupate/*/raw/*'; repeatable).")
 @click.option("--all", "all_methods", is_flag=True,
-              help="Every method variant in MATRIX (default: the main methods only, see MAIN_METHODS).")
+              help="Every method variant in MATRIX (default: the main methods only, see MAIN_METHODS, when the "
+                   "matrix has them).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples over targets for the 95% intervals.")
 @click.option("--keep-constant", is_flag=True,
@@ -107,8 +108,8 @@ def command(matrix: Path, methods: tuple[str, ...], all_methods: bool, bootstrap
         from zoo_tupate.ranker import combined_predictions
 
         document = {**document, "predictions": {**document["predictions"], **combined_predictions(document)}}
-    if not methods and not all_methods:
-        methods = (*MAIN_METHODS, *(("combined*",) if combined else ()))
+    if not methods and not all_methods and set(MAIN_METHODS) & set(document.get("predictions", {})):
+        methods = (*MAIN_METHODS, *(("combined*",) if combined else ()))  # else: a matrix of other methods
     results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap,
                        skip_constant=not keep_constant)
     constant = constant_targets(document)
