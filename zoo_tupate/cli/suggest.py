@@ -83,14 +83,16 @@ def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
     if wide:
         table.add_column("space", overflow="fold")
         table.add_column("source", overflow="fold")
-    for row in ranking:
+    rows = list(ranking)
+    for i, row in enumerate(rows):
         what = (" ".join(f"{m}×{w:g}" for m, w in row.weights.items()) if ensemble
                 else short_space(row.space))
         cells = [str(row.rank), row.name, f"{row.score:.4f}", what,
                  STARTER if row.source == STARTER_SOURCE else USER]
         if wide:
             cells += [row.space, row.source]
-        table.add_row(*cells)
+        last_of_space = i + 1 < len(rows) and rows[i + 1].space != row.space and not ensemble
+        table.add_row(*cells, end_section=last_of_space)
     return table
 
 
