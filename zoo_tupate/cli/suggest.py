@@ -73,27 +73,39 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
 
 
 def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
-    """The ranked rows as a table that fits 80 columns (``wide``: full space ids and sources)."""
-    table = Table(title=title)
-    table.add_column("rank", justify="right")
+    """The ranked rows as a table that fits 80 columns: spaces as ``method/repr`` (plus the layout hash when
+    two spaces share those), the ``zoo`` column only when both layers appear (``wide``: full ids, sources)."""
+    rows = list(ranking)
+    layers = {STARTER if row.source == STARTER_SOURCE else USER for row in rows}
+    label = _space_labels({row.space for row in rows})
+    table = Table(title=title + (f" ({next(iter(layers))} zoo)" if len(layers) == 1 else ""))
+    table.add_column("rank", justify="right", min_width=2)
     table.add_column("name", no_wrap=True)
-    table.add_column("score", justify="right")
-    table.add_column("weights" if ensemble else "method/repr/layout", no_wrap=not wide)
-    table.add_column("zoo")
+    table.add_column("score", justify="right", min_width=7)
+    table.add_column("weights" if ensemble else "method/repr", no_wrap=True)
+    if len(layers) > 1:
+        table.add_column("zoo")
     if wide:
         table.add_column("space", overflow="fold")
         table.add_column("source", overflow="fold")
-    rows = list(ranking)
     for i, row in enumerate(rows):
-        what = (" ".join(f"{m}×{w:g}" for m, w in row.weights.items()) if ensemble
-                else short_space(row.space))
-        cells = [str(row.rank), row.name, f"{row.score:.4f}", what,
-                 STARTER if row.source == STARTER_SOURCE else USER]
+        what = " ".join(f"{m}×{w:g}" for m, w in row.weights.items()) if ensemble else label[row.space]
+        cells = [str(row.rank), row.name, f"{row.score:.4f}", what]
+        if len(layers) > 1:
+            cells.append(STARTER if row.source == STARTER_SOURCE else USER)
         if wide:
             cells += [row.space, row.source]
         last_of_space = i + 1 < len(rows) and rows[i + 1].space != row.space and not ensemble
         table.add_row(*cells, end_section=last_of_space)
     return table
+
+
+def _space_labels(spaces: set[str]) -> dict[str, str]:
+    """``method/repr`` per space, with the layout hash where two spaces would read the same."""
+    short = {space: short_space(space) for space in spaces}
+    plain = {space: label.rsplit("/", 1)[0] if label.count("/") >= 2 else label for space, label in short.items()}
+    clashes = {p for p in plain.values() if list(plain.values()).count(p) > 1}
+    return {space: short[space] if plain[space] in clashes else plain[space] for space in spaces}
 
 
 def _announce(plans: list) -> None:

@@ -20,6 +20,17 @@ from zoo_tupate.ranking import Ranking, Suggestion
 
 #: P(helps) below which a source is not "likely to help".
 LIKELY = 0.5
+#: The base model whose probes the weights and the gain model were fitted on (docs/results/cr11-minilm-*).
+FITTED_BASE = "sentence-transformers/all-minilm-l6-v2"
+
+
+def fitted_for(ranking: Ranking) -> bool:
+    """Whether the ranking compares probes of the base model and methods the gain model was fitted on."""
+    from zoo_tupate.space import parse_space
+
+    rows = list(ranking)
+    return bool(rows) and all(parse_space(r.space)["base_model"] == FITTED_BASE and r.method in ("lora", "prefix")
+                              for r in rows)
 
 
 @dataclass

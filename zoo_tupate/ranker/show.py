@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from zoo_tupate.ranker.product import Explained, explain, verdict
+from zoo_tupate.ranker.product import FITTED_BASE, Explained, explain, fitted_for, verdict
 from zoo_tupate.ranker.signals import SIGNALS, family_of, task_key
 from zoo_tupate.ranking import Ranking
 
@@ -50,12 +50,18 @@ def report(ctx: click.Context, ranking: Ranking, target: str, as_json: bool, con
 
     Returns True when it printed the ranking itself (``--explain``), so the caller stops there.
     """
+    fitted = fitted_for(ranking)
+    if not fitted and not ctx.meta.get(EXPLAIN_KEY):
+        return False  # the gain model says nothing about other base models or methods
     rows = explain(ranking, target_name=_target_name(target))
-    sentence = verdict(rows)
+    sentence = verdict(rows) if fitted else None
     if sentence:
         console.print(f"[yellow]note:[/yellow] {sentence}")
     if not ctx.meta.get(EXPLAIN_KEY):
         return False
+    if not fitted:
+        console.print(f"[yellow]note:[/yellow] the combined ranker and gain model were fitted on {FITTED_BASE} "
+                      "LoRA/prefix probes of 11 CR tasks; for this zoo they are an extrapolation")
     if as_json:
         print_json([row.to_json() for row in rows])
         return True
