@@ -20,6 +20,18 @@ from tuning_helpers import toy_dataset
 pytestmark = pytest.mark.reliability
 
 
+
+def scan_files(roots, secret_forms) -> tuple[int, list[str]]:
+    """(files read, "<file> contains form <i>" for each secret form found) under ``roots`` (links skipped)."""
+    scanned, leaks = 0, []
+    for root in roots:
+        for file in Path(root).rglob("*"):
+            if file.is_file() and not file.is_symlink():
+                data = file.read_bytes()
+                scanned += 1
+                leaks += [f"{file} contains form {i}" for i, f in enumerate(secret_forms) if f in data]
+    return scanned, leaks
+
 def forms(token: str) -> list[bytes]:
     """The token as it could leak: plain, without its prefix, base64 (a Basic auth header), URL-quoted."""
     from urllib.parse import quote
@@ -74,13 +86,8 @@ def test_token_never_leaks_from_a_full_run(hub_server, tiny_zoo, tmp_path: Path)
     text = "\n".join(transcript)
     assert "rejected request with Authorization" in text  # the leak was there to catch
     leaks = [f"output of a command contains form {i}" for i, f in enumerate(forms(token)) if f.decode() in text]
-    scanned = 0
-    for root in (tmp_path, Path(hub_server.store.root)):
-        for file in Path(root).rglob("*"):
-            if file.is_file() and not file.is_symlink():
-                data = file.read_bytes()
-                scanned += 1
-                leaks += [f"{file} contains form {i}" for i, f in enumerate(forms(token)) if f in data]
+    scanned, found = scan_files((tmp_path, Path(hub_server.store.root)), forms(token))
+    leaks += found
     assert scanned > 20
     assert not leaks, "\n".join(leaks)
     pushed = hub_server.repo_files("me/tuned")
@@ -134,13 +141,8 @@ def test_credentials_in_the_endpoint_never_leak(hub_server, tiny_zoo, tmp_path: 
     assert f'"endpoint": "{plain}"' in transcript[1]
     assert "repo not found on " + plain in transcript[0]
     leaks = [f"output contains form {i}" for i, f in enumerate(password_forms(user, password)) if f.decode() in text]
-    scanned = 0
-    for root in (tmp_path, Path(hub_server.store.root)):
-        for file in Path(root).rglob("*"):
-            if file.is_file() and not file.is_symlink():
-                data = file.read_bytes()
-                scanned += 1
-                leaks += [f"{file} contains form {i}" for i, f in enumerate(password_forms(user, password)) if f in data]
+    scanned, found = scan_files((tmp_path, Path(hub_server.store.root)), password_forms(user, password))
+    leaks += found
     card = hub_server.repo_files("me/sst2-card")
     assert card and any(b"org/sst2" in content for content in card.values())  # the card was uploaded
     assert scanned > 20
