@@ -78,6 +78,8 @@ def test_starter_is_a_layer_beneath_the_user_index(tmp_path: Path) -> None:
     assert {s: r["score"] for s, r in rte.items()} == pytest.approx({s: r["score"] for s, r in mrpc.items()})
     table = cli(home, "suggest", "--target", "glue/cola")
     assert table.exit_code == 0 and "starter" in table.stderr and "user" in table.stderr
+    removed = cli(home, "index", "rm", "glue/cola")
+    assert removed.exit_code != 0 and "read-only" in removed.stderr  # a starter entry cannot be removed
     alone = cli(home, "suggest", "--target", "glue/rte", "--no-starter")
     assert alone.exit_code != 0 and "error:" in alone.stderr  # the user's index holds nothing else
 

@@ -11,10 +11,10 @@ from rich.table import Table
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
 from zoo_tupate.embedding import POOLINGS
-from zoo_tupate.errors import ZooError
+from zoo_tupate.errors import EntryNotFound, ZooError
 from zoo_tupate.index import Index
 from zoo_tupate.space import short_space
-from zoo_tupate.zoo import STARTER, USER, Zoo
+from zoo_tupate.zoo import STARTER, USER, Zoo, name_in
 
 _CHECKPOINT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "*.pt", "*.pth")
 
@@ -125,7 +125,14 @@ def ls(ctx: click.Context, starter: bool, wide: bool, as_json: bool) -> None:
 @handle_errors
 def rm(ctx: click.Context, name: str) -> None:
     """Remove an entry (all its spaces)."""
-    gone = Index(home_from(ctx)).remove(name)
+    try:
+        gone = Index(home_from(ctx)).remove(name)
+    except EntryNotFound:
+        starter = Zoo(home_from(ctx)).starter
+        if starter is not None and name_in(starter, name):
+            raise EntryNotFound(f"{name}: a starter-zoo entry, read-only: leave the starter zoo out with "
+                                "--no-starter, or shadow it by adding an entry of your own under that name") from None
+        raise
     console.print(f"removed {name} ({len(gone)} vector{'s' if len(gone) != 1 else ''})")
 
 
