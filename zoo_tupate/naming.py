@@ -7,10 +7,10 @@ from the checkpoint's own record (an embedding card's ``task``/``dataset``, or t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
+
+from zoo_tupate.storage import read_json
 
 #: Folder names that say nothing about the task.
 GENERIC = {"early", "best", "final", "adapter", "adapters", "checkpoint", "lora", "prefix", "bitfit", "ia3",
@@ -39,19 +39,12 @@ def _record(path: Path) -> tuple[str | None, str | None]:
             return task, "+".join(methods) if methods else None
     except Exception:  # noqa: BLE001 - naming must never fail an add; the reader reports bad files
         pass
-    config = _json(path / "adapter_config.json")
+    config = read_json(path / "adapter_config.json")
+    config = config if isinstance(config, dict) else {}
     zoo = config.get("zoo_tupate") if isinstance(config.get("zoo_tupate"), dict) else {}
     task = zoo.get("dataset") if isinstance(zoo.get("dataset"), str) else None
     method = zoo.get("method") if isinstance(zoo.get("method"), str) else None
     return task, method
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def default_name(path: str | Path) -> str:

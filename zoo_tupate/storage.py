@@ -57,6 +57,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, json.dumps(obj, separators=(",", ":"), default=json_default).encode())
 
 
+def read_json(path: Path) -> Any | None:
+    """The JSON in ``path``, or ``None`` when it is absent or unreadable (callers then recompute it)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def json_default(value: Any) -> Any:
     """``json.dumps`` fallback for numpy values and paths."""
     if hasattr(value, "tolist"):

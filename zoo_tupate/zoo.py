@@ -127,7 +127,7 @@ def _merge(results: list[Ranking], top_k: int | None, ensemble: bool) -> Ranking
     notes = []
     for result in results:
         for note in result.notes:
-            if note in notes or any(space in note for space in matched if note.endswith(space)):
+            if note in notes or any(note.endswith(space) for space in matched):
                 continue  # "no zoo entry shares ... <space>" when another layer did
             notes.append(note)
     if ensemble:

@@ -8,6 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo_tupate.storage import read_json
+
+__all__ = ["read_json", "save_torch", "write_json"]
+
 
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
@@ -23,14 +27,6 @@ def write_json(path: Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or ``None`` when it is absent or unreadable (then it is recomputed)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def save_torch(path: Path, obj: Any) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_tupate.errors import TuningError, ZooError
+from zoo_tupate.storage import atomic_write_json, read_json
 from zoo_tupate.tuning.data import TaskData, load_task
 from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions, options_from_settings
 from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe, search_rates
@@ -193,7 +193,7 @@ def ensure_probes(
         if not plan.cached:
             task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
             _tune_probe(plan, task, base_model, base_id, device, progress)
-        record = _read_json(plan.folder / PROBE_FILE)
+        record = _json_object(plan.folder / PROBE_FILE)
         for repr_, pooling in plan.views:
             try:
                 emb = embed(plan.folder / "early", repr=repr_, pooling=pooling, base_model_id=base_id)
@@ -231,14 +231,6 @@ def _task(tasks: dict[tuple, TaskData], dataset: str, text_columns: list[str] | 
     if key not in tasks:
         tasks[key] = load_task(dataset, text_columns, label_column, *key)
     return tasks[key]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, device: str,
@@ -347,9 +339,14 @@ def _device_name(device: str) -> str:
         return device
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    return data if isinstance(data, dict) else {}
+
+
 def _read_rates(root: Path) -> dict[str, dict[str, float]]:
     """Measured ``{key: {"rows_per_s": r, "overhead_s": o}}`` (older files hold bare rows/s)."""
-    data = _read_json(root / THROUGHPUT_FILE)
+    data = _json_object(root / THROUGHPUT_FILE)
     out: dict[str, dict[str, float]] = {}
     for key, value in data.items():
         if isinstance(value, (int, float)) and value > 0:
@@ -367,9 +364,7 @@ def _write_rate(root: Path, key: str, rate: float, overhead_s: float | None = No
     rates[key] = {"rows_per_s": round(float(rate), 2)}
     if overhead_s is not None:
         rates[key]["overhead_s"] = round(float(overhead_s), 2)
-    tmp = root / f".{THROUGHPUT_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(root / THROUGHPUT_FILE)
+    atomic_write_json(root / THROUGHPUT_FILE, rates)
 
 
 def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan, device: str,
