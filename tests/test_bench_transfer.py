@@ -211,3 +211,26 @@ def test_probe_learning_rates_are_used_and_name_their_own_cache(setup, tmp_path)
     bad = CliRunner().invoke(main, ["bench", "transfer", "--tasks-dir", str(tasks), "--tasks", "senti,pairs",
                                     "--base-model", str(model), "--probe-lr", "lora:3e-3", "--stage", "probes"])
     assert bad.exit_code == 2 and "METHOD=LR" in bad.output
+
+
+def test_a_data_seed_samples_other_rows_and_names_its_own_caches(setup, tmp_path):
+    from zoo_tupate.bench.predict import probe_folder
+    from zoo_tupate.bench.transfer import TaskSet
+
+    tasks, model = setup
+    old = _config(tasks, model, tmp_path / "cache")
+    assert "data_seed" not in old.transfer_settings() and "data_seed" not in old.probe_settings()  # old keys kept
+    fresh = _config(tasks, model, tmp_path / "cache")
+    fresh.data_seed = 1
+    assert fresh.key() != old.key() and fresh.probe_key() != old.probe_key()
+
+    def texts(config, role):
+        data = getattr(TaskSet(config), role)("senti")[0]
+        return sorted(data.train.text_a)
+
+    for role in ("target", "source"):
+        assert texts(old, role) != texts(fresh, role)  # 16 of 24 rows: another sample
+    fresh.tasks, fresh.probe_methods, fresh.offshelf_methods = ["senti", "pairs"], ("lora",), ()
+    transfer_mod.run(fresh, stages=("probes",))
+    log = json.loads((probe_folder(fresh, "senti", 0) / "lora" / "train_log.json").read_text(encoding="utf-8"))
+    assert log["seeds"]["seed"] == 1

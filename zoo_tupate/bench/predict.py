@@ -73,7 +73,7 @@ def probe_job(config: TransferConfig, init: int, task: str, method: str) -> None
         base_model_id=config.base_model_id, epochs=config.probe_epochs,
         early_epochs=config.probe_early_epochs, max_train=config.train_rows,
         max_eval=config.probe_val_rows, batch_size=config.batch_size, max_length=config.max_length,
-        device=config.device, output=out, seed=0, init_seed=init, cards=False, lr=config.probe_lrs.get(method),
+        device=config.device, output=out, seed=config.data_seed, init_seed=init, cards=False, lr=config.probe_lrs.get(method),
     ))
     wall = time.perf_counter() - started
     write_json(out / method / "probe_wall.json", {"wall_s": round(wall, 3)})

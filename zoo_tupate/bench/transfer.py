@@ -60,6 +60,7 @@ class TransferConfig:
     target_epochs: int = 3
     val_rows: int | None = 1000
     seeds: list[int] = field(default_factory=lambda: [0])
+    data_seed: int = 0  # which rows are sampled (targets, sources, probes) and the probes' order and dropout
     max_length: int = 128
     lr: float = 5e-5
     adapter_lr: float = 2e-3
@@ -104,7 +105,7 @@ class TransferConfig:
     def data_key(self) -> tuple[Any, ...]:
         """What the tokenised data depends on (worker processes keep one :class:`TaskSet` per value)."""
         return (str(self.tasks_dir), tuple(self.tasks), str(self.base_model), self.train_rows, self.source_rows,
-                self.val_rows, self.max_length)
+                self.val_rows, self.max_length, self.data_seed)
 
     def transfer_settings(self) -> dict[str, Any]:
         """The settings a measured transfer depends on (they name its cache folder)."""
@@ -113,6 +114,7 @@ class TransferConfig:
             "train_rows": self.train_rows, "source_rows": self.source_rows, "source_epochs": self.source_epochs,
             "target_epochs": self.target_epochs, "val_rows": self.val_rows, "max_length": self.max_length,
             "lr": self.adapter_lr if self.protocol == "adapter" else self.lr, "batch_size": self.batch_size,
+            **self._data_seed_setting(),
         }
 
     def probe_settings(self) -> dict[str, Any]:
@@ -124,7 +126,11 @@ class TransferConfig:
         }
         if self.probe_lrs:  # only when set, so caches made before the option keep their key
             settings["probe_lrs"] = dict(sorted(self.probe_lrs.items()))
-        return settings
+        return {**settings, **self._data_seed_setting()}
+
+    def _data_seed_setting(self) -> dict[str, int]:
+        """``data_seed`` in a cache key only when not 0, so caches made before the option keep their key."""
+        return {"data_seed": self.data_seed} if self.data_seed else {}
 
     def key(self) -> str:
         return "transfer-" + _digest(self.transfer_settings())
@@ -172,7 +178,8 @@ class TaskSet:
         key = ("target", name)
         if key not in self._cache:
             c = self.config
-            data = self._load(str(c.tasks_dir / name), max_train=c.train_rows, max_eval=c.val_rows, seed=0)
+            data = self._load(str(c.tasks_dir / name), max_train=c.train_rows, max_eval=c.val_rows,
+                              seed=c.data_seed)
             self._cache[key] = (data, self._encode(self.tokenizer, data.train, data.problem, c.max_length),
                                 self._encode(self.tokenizer, data.validation, data.problem, c.max_length))
         return self._cache[key]
@@ -182,7 +189,7 @@ class TaskSet:
         key = ("source", name)
         if key not in self._cache:
             c = self.config
-            data = self._load(str(c.tasks_dir / name), max_train=c.source_rows, max_eval=1, seed=0)
+            data = self._load(str(c.tasks_dir / name), max_train=c.source_rows, max_eval=1, seed=c.data_seed)
             self._cache[key] = (data, self._encode(self.tokenizer, data.train, data.problem, c.max_length))
         return self._cache[key]
 

@@ -63,6 +63,8 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
         click.option("--val-rows", type=click.IntRange(min=1), default=1000, show_default=True,
                      help="Validation rows per target (a fixed sample)."),
         click.option("--seeds", default="0", callback=_csv, show_default=True, help="Comma-separated seeds."),
+        click.option("--data-seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Which rows are sampled for targets, sources and probes (a fresh matrix: not 0)."),
         click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True),
         click.option("--lr", type=float, default=5e-5, show_default=True, help="Learning rate (full protocol)."),
         click.option("--adapter-lr", type=float, default=2e-3, show_default=True,
