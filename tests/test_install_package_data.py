@@ -1,5 +1,6 @@
 """A plain (non-editable) install works on its own: the wheel ships the catalog, the card template and the
-starter zoo, and the README's main-job command runs from the repository root against the installed package.
+starter zoo (cards and their LoRA adapters), and the README's main-job command runs from the repository root
+against the installed package.
 
 The wheel is built from a copy of the project sources (so the shared working tree gets no build/ or
 *.egg-info folders) and installed into a fresh venv; the venv sees this interpreter's third-party packages
@@ -29,12 +30,13 @@ CHECK = textwrap.dedent(
     import json, sys
     from importlib import resources
     import zoo_tupate.catalog as catalog
-    from zoo_tupate.starter import starter_cards
+    from zoo_tupate.starter import starter_adapter, starter_cards
     cards = catalog.load_catalog()
     template = resources.files("zoo_tupate.cards") / "templates" / "embedding_card.md"
     print(json.dumps({"module": catalog.__file__, "cards": sorted(cards), "template": template.is_file(),
                       "readme": (resources.files("zoo_tupate.cards") / "README.md").is_file(),
-                      "starter": [p.name for p in starter_cards()]}))
+                      "starter": [p.name for p in starter_cards()],
+                      "adapters": [p.name for p in starter_cards() if starter_adapter(p.name.replace("-", "/", 1))]}))
     """
 )
 
@@ -99,6 +101,7 @@ def test_wheel_install_ships_the_catalog_and_the_starter_zoo(fresh_venv: Path, t
     assert {"glue/rte", "nli/scitail", "qa/cq"} <= set(result["cards"])
     assert result["template"] and result["readme"]
     assert len(result["starter"]) == 11 and "glue-rte" in result["starter"]
+    assert result["adapters"] == result["starter"]  # each card ships its LoRA adapter (suggest --verify)
 
 
 def test_readme_main_job_runs_from_the_repo_root_on_the_installed_package(fresh_venv: Path, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 ``zoo_tupate/cards/starter/<model>/<family>-<task>/`` holds one embedding card per task of the 11 CR tasks
 on ``sentence-transformers/all-MiniLM-L6-v2`` (made by ``scripts/build_starter_zoo.py`` under the probe
-recipe of :mod:`zoo_tupate.tuning.recipes`). :func:`starter_index` materialises them once per package
+recipe of :mod:`zoo_tupate.tuning.recipes`) and, in ``adapter/``, the LoRA adapter its LoRA vectors come
+from (float16, no head: what ``suggest --verify`` starts a proxy transfer from). :func:`starter_index` materialises them once per package
 version into an :class:`~zoo_tupate.index.Index` under ``<home>/cache/starter/<digest>/`` that
 :class:`~zoo_tupate.zoo.Zoo` reads beneath the user's own entries.
 """
@@ -26,6 +27,8 @@ STARTER_TASKS: dict[str, str] = {
     "scitail": "nli/scitail",
 }
 STARTER_SOURCE = "starter"
+#: Sub-folder of a starter card holding its LoRA adapter (float16, no head) for ``suggest --verify``.
+ADAPTER_DIR = "adapter"
 
 
 def starter_dir() -> Path:
@@ -39,6 +42,17 @@ def starter_cards() -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "task_embedding.safetensors").is_file())
+
+
+def starter_adapter(name: str) -> Path | None:
+    """The packaged LoRA adapter folder of the starter entry ``name`` (e.g. ``glue/rte``), if shipped."""
+    from zoo_tupate.cardfile import read_document
+
+    for card in starter_cards():
+        if (read_document(card)["extra"].get("task") or card.name) == name:
+            folder = card / ADAPTER_DIR
+            return folder if (folder / "adapter_model.safetensors").is_file() else None
+    return None
 
 
 def _digest(cards: list[Path]) -> str:
