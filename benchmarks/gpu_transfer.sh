@@ -14,7 +14,9 @@
 # archives let the report stage run there too (the committed result was made that way):
 #   zoo-tupate bench transfer <the same options> --seeds 0,1,2,3,4 --lr <chosen> --stage report --out FILE
 # Environment: BUDGET (seconds for the whole script), WORKERS, DEVICE, SEEDS, LRS, TRAIN_ROWS, SOURCE_ROWS,
-# VAL_ROWS, TASKS, PY (small values give a quick dry run on a CPU).
+# VAL_ROWS, TASKS, PY (small values give a quick dry run on a CPU); for a fresh, pre-registered matrix
+# (benchmarks/gpu_fresh_matrix.sh): LR (a fixed rate: no calibration), DATA_SEED, PROTOCOL, ADAPTER_LR,
+# PROBE_LRS ("lora=2e-3 prefix=1e-2"), BASELINES=0 (skip TaskEmb/TextEmb), RESULT (the result file's name).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -52,10 +54,12 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-", "| transfor
 nproc
 ZT=($PY -m zoo_tupate bench)
 COMMON=(--tasks-dir .gpu/cr --tasks "$TASKS" --base-model .gpu/minilm
-        --base-model-id sentence-transformers/all-MiniLM-L6-v2 --protocol full
+        --base-model-id sentence-transformers/all-MiniLM-L6-v2 --protocol "${PROTOCOL:-full}"
         --train-rows "${TRAIN_ROWS:-1000}" --source-rows "${SOURCE_ROWS:-2000}" --source-epochs 2 --target-epochs 3
         --val-rows "${VAL_ROWS:-2000}" --max-length 128 --batch-size 32 --probe-epochs 3 --probe-early-epochs 2
-        --probe-val-rows 200 --device "$DEVICE" --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE")
+        --probe-val-rows 200 --device "$DEVICE" --workers "$WORKERS" --threads "$THREADS" --cache "$CACHE"
+        --data-seed "${DATA_SEED:-0}" --adapter-lr "${ADAPTER_LR:-2e-3}")
+for pl in ${PROBE_LRS:-}; do COMMON+=(--probe-lr "$pl"); done
 IFS=, read -ra TASK_LIST <<< "$TASKS"; PER=$(( (${#TASK_LIST[@]} + 2) / 3 ))
 shopt -s nullglob
 pack() {  # atomically replaced archives: the small part of the cache (no weights) and the probes in thirds
@@ -72,19 +76,24 @@ gpu_load() { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilizat
   --format=csv,noheader | sed "s/^/[$(( $(date +%s) - START ))s] gpu /"; }
 ( while sleep 20; do pack; gpu_load; done ) & PACKER=$!
 
-stamp "calibrate ($LRS)"
-"${ZT[@]}" calibrate "${COMMON[@]}" --seeds 0 --lrs "$LRS" --json > "$OUT/calibrate.json" || exit 1
-LR=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_lr"])' "$OUT/calibrate.json")
-stamp "chosen lr $LR; probes and seed 0"
-"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds 0 --stage probes --stage transfer
+if [ -z "${LR:-}" ]; then
+  stamp "calibrate ($LRS)"
+  "${ZT[@]}" calibrate "${COMMON[@]}" --seeds 0 --lrs "$LRS" --json > "$OUT/calibrate.json" || exit 1
+  LR=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_lr"])' "$OUT/calibrate.json")
+fi
+FIRST=${SEEDS%%,*}
+stamp "lr $LR; probes and seed $FIRST"
+"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$FIRST" --stage probes --stage transfer
 pack
-stamp "baselines"
-"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds 0 --stage baselines
+if [ "${BASELINES:-1}" != 0 ]; then
+  stamp "baselines"
+  "${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$FIRST" --stage baselines
+fi
 LEFT=$(( BUDGET - ($(date +%s) - START) - 25 ))
 stamp "seeds $SEEDS (at most ${LEFT}s)"
 [ "$LEFT" -gt 10 ] && timeout -k 5 "$LEFT" "${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$SEEDS" --stage transfer
 pkill -f "multiprocessing.spawn" 2>/dev/null  # workers left by a timed-out stage
-"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$SEEDS" --workers 1 --stage report --out "$OUT/result.json"
+"${ZT[@]}" transfer "${COMMON[@]}" --lr "$LR" --seeds "$SEEDS" --workers 1 --stage report --out "$OUT/${RESULT:-result.json}"
 kill "$PACKER" 2>/dev/null
 pack
 stamp "done: $(find "$CACHE" -path '*/pairs/*.json' | wc -l) measured pairs, lr $LR"

@@ -21,13 +21,17 @@ def combined_predictions(document: Mapping[str, Any]) -> dict[str, dict[str, dic
     ``combined/loo`` refits the weights without each held-out target (see :mod:`.loo`); ``combined/packaged``
     uses the shipped weights as they are (held out only on a matrix they were not fitted on).
     """
-    from zoo_tupate.ranker.combined import packaged_weights, score
     from zoo_tupate.ranker.loo import LOO_NAME, loo_rankings
-    from zoo_tupate.ranker.signals import matrix_signals
 
     loo, _ = loo_rankings(document)
+    return {LOO_NAME: loo, PACKAGED_NAME: packaged_predictions(document)}
+
+
+def packaged_predictions(document: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{target: {source: score}}`` of the combined ranker with the shipped weights (no refit)."""
+    from zoo_tupate.ranker.combined import packaged_weights, score
+    from zoo_tupate.ranker.signals import matrix_signals
+
     weights = packaged_weights()
-    signals = matrix_signals(document)
-    shipped = {t: {r.name: r.score for r in score({s: v for s, v in rows.items() if s != t}, weights)}
-               for t, rows in signals.items()}
-    return {LOO_NAME: loo, PACKAGED_NAME: shipped}
+    return {t: {r.name: r.score for r in score({s: v for s, v in rows.items() if s != t}, weights)}
+            for t, rows in matrix_signals(document).items()}
