@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from zoo_tupate.bench.finetune import PROTOCOLS, Recipe, build_model, score, tra
 from zoo_tupate.bench.jobs import execute, job_resources
 from zoo_tupate.bench.layout import model_path, pair_path
 from zoo_tupate.bench.predict import all_predictions, probe_jobs, probe_quality
+from zoo_tupate.bench.provenance import measured_versions, measuring_versions, timings, versions
 from zoo_tupate.errors import DatasetError, TuningError
 from zoo_tupate.executors import Executor, Job, Then, worker_cache
 from zoo_tupate.executors.base import log_line, remember
@@ -212,7 +212,7 @@ def transfer_jobs(config: TransferConfig) -> list[Job]:
     for seed in config.seeds:
         for target in config.tasks:
             if read_json(pair_path(config, TARGET_ONLY, target, seed)) is None:
-                jobs.append(_pair(config, seed, TARGET_ONLY, target))
+                jobs.append(pair_job_for(config, seed, TARGET_ONLY, target))
         for source in config.tasks:
             if _pending_targets(config, source, seed):
                 jobs.append(Job(source_job, (config, seed, source), label=f"source {seed} {source}",
@@ -220,7 +220,8 @@ def transfer_jobs(config: TransferConfig) -> list[Job]:
     return jobs
 
 
-def _pair(config: TransferConfig, seed: int, source: str, target: str) -> Job:
+def pair_job_for(config: TransferConfig, seed: int, source: str, target: str) -> Job:
+    """The job measuring one pair (``source`` ``-``: the target-only score)."""
     return Job(pair_job, (config, seed, source, target), label=f"pair {seed} {source} {target}",
                resources=job_resources(config))
 
@@ -237,7 +238,7 @@ def _pending_targets(config: TransferConfig, source: str, seed: int) -> list[str
 def source_job(config: TransferConfig, seed: int, source: str) -> Then:
     """Train (or find) the source model of ``(seed, source)``; release its missing pairs."""
     _source_state(config, task_set(config), source, seed, config.recipe(), log_line)
-    return Then(jobs=[_pair(config, seed, source, t) for t in _pending_targets(config, source, seed)])
+    return Then(jobs=[pair_job_for(config, seed, source, t) for t in _pending_targets(config, source, seed)])
 
 
 def pair_job(config: TransferConfig, seed: int, source: str, target: str) -> None:
@@ -364,7 +365,7 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
         "predictions": predictions,
         "probe_quality": probe_quality(config),
         "notes": notes,
-        "timings": _timings(config),
+        "timings": timings(config),
         "versions": versions(),
         "measured_with": measured_versions(config),
         "report_wall_s": round(time.perf_counter() - started, 3),
@@ -372,103 +373,3 @@ def run(config: TransferConfig, stages: tuple[str, ...] = STAGES, out: Path | No
     if out is not None:
         write_json(out, document)
     return document
-
-
-def _timings(config: TransferConfig) -> dict[str, float]:
-    """Compute time summed from the cache (seconds), so a resumed run still reports its full cost."""
-    totals = {"source_train_s": 0.0, "target_train_s": 0.0, "target_eval_s": 0.0}
-    folder = config.transfer_dir()
-    for path in sorted((folder / "models").glob("source-*.json")):
-        totals["source_train_s"] += float((read_json(path) or {}).get("train_s", 0.0))
-    for path in sorted((folder / "pairs").glob("*.json")):
-        data = read_json(path) or {}
-        totals["target_train_s"] += float(data.get("train_s", 0.0))
-        totals["target_eval_s"] += float(data.get("eval_s", 0.0))
-    probe_log = read_json(config.probe_dir() / "timings.json") or {}  # written by older versions
-    probe_wall = float(probe_log.get("probe_wall_s", 0.0))
-    for path in sorted((config.probe_dir() / "probes").glob("*/init*/*/probe_wall.json")):
-        probe_wall += float((read_json(path) or {}).get("wall_s", 0.0))
-    totals["probe_wall_s"] = probe_wall
-    return {k: round(v, 1) for k, v in totals.items()}
-
-
-_MEASURING: dict[str, dict[str, str]] = {}
-
-
-def measuring_versions(device: str) -> dict[str, str]:
-    """:func:`versions` plus the device's name, recorded in every measurement (computed once per process)."""
-    if device not in _MEASURING:
-        import torch
-
-        name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
-        _MEASURING[device] = {**versions(), "device": name}
-    return _MEASURING[device]
-
-
-def measured_versions(config: TransferConfig) -> list[dict[str, str]]:
-    """The distinct :func:`measuring_versions` of the run's measurements (empty for caches from before they
-    were recorded)."""
-    seen: dict[str, dict[str, str]] = {}
-    for path in sorted((config.transfer_dir() / "pairs").glob("*.json")):
-        recorded = (read_json(path) or {}).get("versions")
-        if recorded:
-            seen[json.dumps(recorded, sort_keys=True)] = recorded
-    return list(seen.values())
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries the numbers depend on."""
-    import torch
-    import transformers
-
-    from zoo_tupate import __version__
-
-    out = {"zoo_tupate": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-           "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        import peft
-
-        out["peft"] = peft.__version__
-    except ImportError:  # pragma: no cover - peft is a dependency
-        pass
-    return out
-
-
-# ------------------------------------------------------------------------------------------ calibration
-
-
-def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], None] = log_line,
-              executor: Executor | None = None) -> dict[str, Any]:
-    """Target-only runs (first seed) at each learning rate in ``lrs``; the chosen rate is the one under which
-    the most targets learn (score above the majority-class rate, or a correlation above zero, by more than
-    two standard errors of the validation sample), ties broken by the mean margin over that rate. The runs
-    land in each rate's own cache, so the full run at the chosen rate reuses them."""
-    from dataclasses import replace
-
-    config.check()
-    seed = config.seeds[0]
-    field_name = "adapter_lr" if config.protocol == "adapter" else "lr"
-    configs = {lr: replace(config, **{field_name: lr}) for lr in lrs}
-    jobs = [_pair(c, seed, TARGET_ONLY, t) for c in configs.values() for t in config.tasks
-            if read_json(pair_path(c, TARGET_ONLY, t, seed)) is None]
-    tasks = TaskSet(config)
-    remember(("taskset", config.data_key()), tasks)
-    execute(jobs, config, log, executor)
-    majority, noise = {}, {}
-    for task in config.tasks:
-        data, _, val_enc = tasks.target(task)
-        rate = majority_rate(data.validation.labels, data.problem)
-        majority[task] = rate
-        n = max(len(val_enc), 1)
-        noise[task] = 2 * float(np.sqrt(rate * (1 - rate) / n)) if rate is not None else 2 / float(np.sqrt(n))
-    rows: dict[str, Any] = {}
-    for lr, c in configs.items():
-        scores = {t: float(read_json(pair_path(c, TARGET_ONLY, t, seed))["metric"]) for t in config.tasks}
-        margins = {t: scores[t] - (majority[t] or 0.0) for t in config.tasks}
-        learned = sorted(t for t in config.tasks if margins[t] > noise[t])
-        rows[repr(lr)] = {"lr": lr, "scores": scores, "margins": margins, "learned": learned,
-                          "mean_margin": float(np.mean(list(margins.values())))}
-    chosen = max(rows.values(), key=lambda r: (len(r["learned"]), r["mean_margin"]))
-    return {"protocol": config.protocol, "seed": seed, "majority_rate": majority, "two_se": noise,
-            "rates": rows, "chosen_lr": chosen["lr"],
-            "rule": "most targets above majority (or correlation above 0) by > 2 SE; ties: mean margin"}

@@ -171,7 +171,7 @@ def calibrate_command(lrs: list[str], as_json: bool, **options: object) -> None:
 
     from rich.table import Table
 
-    from zoo_tupate.bench.transfer import calibrate
+    from zoo_tupate.bench.calibrate import calibrate
     from zoo_tupate.errors import TuningError
 
     try:
