@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="dense bf16 peak of the GPU (H100/H200 SXM: 989)")
     parser.add_argument("--quick", action="store_true", help="CPU smoke test: tiny model, few rows")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="skip the throughput part (e.g. the per-probe overhead on a CPU, in seconds)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_zoo_build.json")
     args = parser.parse_args()
     data = _first(args.data, REPO / ".gpu" / "cr", REPO.parent / "shared" / "data" / "cr")
@@ -159,9 +161,10 @@ def main() -> None:
     tasks = [t for t in args.tasks.split(",") if t]
     doc = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
            "torch": torch.__version__, "peak_tflops": args.peak_tflops, "quick": args.quick}
-    with tempfile.TemporaryDirectory() as tmp:
-        model = bert_base(Path(tmp) / "bert-base", minilm, args.quick)
-        doc["throughput"] = throughput(model, data, args.device, args.rows, args.quick, args.peak_tflops * 1e12)
+    if not args.overhead_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = bert_base(Path(tmp) / "bert-base", minilm, args.quick)
+            doc["throughput"] = throughput(model, data, args.device, args.rows, args.quick, args.peak_tflops * 1e12)
     if args.quick:  # a few rows per task, so that the overhead phases take seconds on a CPU
         small = Path(tempfile.mkdtemp(prefix="gpu-zoo-quick-"))
         for task in {*tasks, "sst2", "mnli"}:
