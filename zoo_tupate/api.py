@@ -9,6 +9,7 @@ from zoo_tupate.embedding import POOLINGS, REPRS, Embedding, degenerate_reason, 
 from zoo_tupate.errors import UnsupportedCheckpoint
 from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, read_opened, read_tuned
 from zoo_tupate.safetext import escape_controls
+from zoo_tupate.segments import SEGMENTS_KEY, layout_segments
 from zoo_tupate.space import normalize_base_model, space_name
 from zoo_tupate.weights import sha256_files
 
@@ -98,6 +99,9 @@ def embed_params(
         "notes": list(params.notes),
         **(extra or {}),
     }
+    segments = layout_segments(params.method, repr, pooling, layout)
+    if segments is not None:
+        metadata[SEGMENTS_KEY] = segments  # where each module lies in the vector (cross-layout scoring)
     return Embedding(
         vector=vector,
         method=params.method,

@@ -19,7 +19,9 @@ A card holds two files:
             "train_size": 2490, "zoo_tupate_version": "0.1.0", "metadata": {...}}]}
 
     ``checkpoint`` and ``train_size`` come from the embedding's ``metadata`` keys ``epoch``, ``step`` and
-    ``train_size`` (else from ``extra``), ``null`` when unknown.
+    ``train_size`` (else from ``extra``), ``null`` when unknown. LoRA ΔW and BitFit vectors carry
+    ``metadata["segments"]`` (``[[module, shape, offset, length], ...]``, see :mod:`zoo_tupate.segments`)
+    for cross-layout comparison; a card without them is compared across layouts through its ``layout``.
 
 ``README.md``
     A Hub model card built with ``huggingface_hub.ModelCard`` from ``cards/templates/embedding_card.md``

@@ -48,6 +48,7 @@ from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, e
 from zoo_tupate.naming import default_name
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.safetext import escape_controls, has_controls
+from zoo_tupate.segments import SEGMENTS_KEY, segments_of
 from zoo_tupate.space import space_dirname
 from zoo_tupate.storage import (
     json_default,
@@ -250,7 +251,8 @@ class Index:
             for (name, space), i in latest.items():
                 slot = state.slot.get((name, space))
                 emb = items[i][1]
-                if slot is not None and emb.sha256 and state.cols["sha256"][slot] == emb.sha256:
+                if (slot is not None and emb.sha256 and state.cols["sha256"][slot] == emb.sha256
+                        and not _gains_segments(state, slot, emb)):
                     result[i] = state.entry(slot)
                     continue
                 new.setdefault(space, []).append(i)
@@ -332,6 +334,8 @@ class Index:
         ensemble: bool = False,
         center: bool = False,
         exact: bool = False,
+        cross_layout: str = "auto",
+        pool: list[Index] | None = None,
     ) -> Ranking:
         """Rank the zoo's entries for the target embeddings (one per space); the target is never ranked.
 
@@ -339,12 +343,14 @@ class Index:
         method in its preferred one (LoRA: ``delta``, else ``raw``; see :mod:`zoo_tupate.defaults`), falling
         back to ``raw`` with a note when the index holds no entry to compare it with. Spaces with many
         entries are searched through the stored sketches with an exact re-rank of the best candidates
-        (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan.
+        (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan. ``cross_layout`` scores entries of other
+        layouts on their shared modules (:mod:`zoo_tupate.crossrank`; ``pool``: the zoo's layers).
         """
         for attempt in range(2):
             try:
                 return rank(self, targets, exclude=set(exclude), top_k=top_k, methods=methods, reprs=reprs,
-                            ensemble=ensemble, center=center, exact=exact)
+                            ensemble=ensemble, center=center, exact=exact, cross_layout=cross_layout,
+                            pool=pool)
             except FileNotFoundError:
                 if attempt:
                     raise
@@ -607,11 +613,20 @@ def _stale_spaces(state: State, items: list[tuple[str, Embedding, str | None, di
     return stale
 
 
+def _gains_segments(state: State, slot: int, emb: Embedding) -> bool:
+    """Whether re-adding known weights brings the segment layout their entry was indexed without."""
+    return (SEGMENTS_KEY not in state.metas.values[state.cols["meta"][slot]]
+            and segments_of(emb.metadata, emb.method, emb.repr, emb.pooling, emb.dim) is not None)
+
+
 def _entry_metadata(emb: Embedding) -> dict[str, Any]:
     meta = {"base_model": emb.base_model, "layers": emb.layers}
     for key in ("format", "num_params", "config", "weights_file"):
         if key in emb.metadata:
             meta[key] = emb.metadata[key]
+    segments = segments_of(emb.metadata, emb.method, emb.repr, emb.pooling, emb.dim)
+    if segments is not None:
+        meta[SEGMENTS_KEY] = segments  # cross-layout scoring slices the stored vector by these
     return meta
 
 

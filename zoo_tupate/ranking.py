@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo_tupate import ann
+from zoo_tupate.crossrank import MODES, CrossGroup, CrossLayout, cross_groups, group_note, header_note
 from zoo_tupate.defaults import DEFAULT_REPR, ensemble_weight, preferred_repr
 from zoo_tupate.embedding import Embedding
 from zoo_tupate.errors import EmptyZoo, IncompatibleSpace
@@ -32,6 +33,8 @@ class Suggestion:
     methods: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)  # --ensemble: member (method/repr) -> weight
+    modules: list[str] = field(default_factory=list)  # cross-layout rows: the modules the score used
+    cross_layout: bool = False  # scored against another layout of the target's space, on shared modules
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -44,6 +47,7 @@ class Ranking:
 
     rows: list[Suggestion]
     notes: list[str] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)  # target spaces answered by cross-layout rows
 
     def __iter__(self) -> Iterator[Suggestion]:
         return iter(self.rows)
@@ -79,8 +83,15 @@ def rank(
     ensemble: bool = False,
     center: bool = False,
     exact: bool = False,
+    cross_layout: str = "auto",
+    pool: Sequence[Index] | None = None,
 ) -> Ranking:
     """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`).
+
+    ``cross_layout`` (:mod:`zoo_tupate.crossrank`): ``auto`` also scores entries of other layouts of the
+    target's base model and method on their shared modules when the target's own space has no candidate in
+    any index of ``pool`` (the zoo's layers; default: this index alone); ``always`` does so for every
+    target; ``never`` does not.
 
     ``reprs`` keeps the targets in those representations; ``None`` applies the default per method (see
     :func:`preferred_targets`).
@@ -93,45 +104,85 @@ def rank(
     state = index.state()
     if not len(state):
         raise EmptyZoo(f"the index at {index.root} is empty: add sources with 'zoo-tupate index add' or 'pull'")
+    if cross_layout not in MODES:
+        raise ValueError(f"unknown cross_layout {cross_layout!r} (choose from {', '.join(MODES)})")
     methods = set(methods) if methods else None
     reprs = set(reprs) if reprs else None
     chosen = [t for t in targets if (methods is None or t.method in methods) and (reprs is None or t.repr in reprs)]
+    cross = CrossLayout(cross_layout, [ix.state() for ix in pool] if pool else [state], exclude)
     notes: list[str] = []
     if reprs is None:
-        chosen, notes = preferred_targets(chosen, lambda t: _has_candidates(state, t.space, exclude))
+        def comparable(t: Embedding) -> bool:  # other layouts count only when no same-space rows would show
+            return _has_candidates(state, t.space, exclude) or (cross.reachable(state, t) and not any(
+                _has_candidates(state, o.space, exclude) for o in chosen if o.method == t.method))
+        chosen, notes = preferred_targets(chosen, comparable)
     if not chosen:
         raise IncompatibleSpace("no target embedding matches the requested --methods/--repr")
     per_space: list[list[Suggestion]] = []
+    covered: list[str] = []
     for target in chosen:
-        base = _space_base(state, index.root, target.space)
-        if base is None:
-            notes.append(f"no zoo entry shares the target's space {target.space}")
+        wanted = cross.wanted(target)
+        own = _own_space(index, state, target, exclude, top_k, ensemble, center, exact, notes)
+        if own is not None:
+            per_space.append(own)
+        if not wanted:
             continue
-        slots, views = base
-        keep = _candidate_mask(state, slots, target, exclude)
-        if not keep.any():
-            notes.append(f"no zoo entry shares the target's space {target.space}")
-            continue
-        dim = state.space_dim(target.space)
-        if dim != target.dim:
-            notes.append(f"{target.space}: target dim {target.dim} differs from the zoo's {dim}")
-            continue
-        count = int(keep.sum())
-        if count * target.dim <= ann.DIRECT_MAX_VALUES:
-            candidates = [state.entry(int(s)) for s in slots[keep]]
-            matrix = index.vectors(candidates)
-            mean = np.vstack([matrix, target.vector[None, :]]).mean(axis=0) if center else None
-            per_space.append(_rows(candidates, cosine_scores(target.vector, matrix, mean)))
-            continue
-        wanted = None if (top_k is None or ensemble) else top_k
-        per_space.append(_large_space(index, state, slots, views, keep, target, wanted, center,
-                                      exact or count < ann.EXACT_BELOW))
+        groups, more = cross_groups(index, state, target, exclude, center)
+        if groups:
+            covered.append(target.space)
+            notes.append(header_note(target, cross.mode == "always"))
+            notes.extend(group_note(target, group) for group in groups)
+            per_space.extend(_cross_rows(group) for group in groups)
+        notes.extend(more)
     if not per_space:
         raise IncompatibleSpace("the target's spaces match nothing in the zoo: " + "; ".join(notes))
     rows = _ensemble(per_space) if ensemble else _stack(per_space)
     if top_k is not None:
         rows = _top(rows, top_k, ensemble)
-    return Ranking(rows=rows, notes=notes)
+    return Ranking(rows=rows, notes=[n for n in notes if not _answered(n, covered)], covered=covered)
+
+
+def _answered(note: str, covered: list[str]) -> bool:
+    """A "no zoo entry shares the target's space" note for a space that cross-layout rows answered."""
+    return note.startswith(_NO_SPACE) and any(note.endswith(space) for space in covered)
+
+
+_NO_SPACE = "no zoo entry shares the target's space"
+
+
+def _own_space(index: Index, state, target: Embedding, exclude: set[str], top_k: int | None, ensemble: bool,
+               center: bool, exact: bool, notes: list[str]) -> list[Suggestion] | None:
+    """The rows of the target's own space (None, with a note, when it has no candidate)."""
+    base = _space_base(state, index.root, target.space)
+    if base is None:
+        notes.append(f"{_NO_SPACE} {target.space}")
+        return None
+    slots, views = base
+    keep = _candidate_mask(state, slots, target, exclude)
+    if not keep.any():
+        notes.append(f"{_NO_SPACE} {target.space}")
+        return None
+    dim = state.space_dim(target.space)
+    if dim != target.dim:
+        notes.append(f"{target.space}: target dim {target.dim} differs from the zoo's {dim}")
+        return None
+    count = int(keep.sum())
+    if count * target.dim <= ann.DIRECT_MAX_VALUES:
+        candidates = [state.entry(int(s)) for s in slots[keep]]
+        matrix = index.vectors(candidates)
+        mean = np.vstack([matrix, target.vector[None, :]]).mean(axis=0) if center else None
+        return _rows(candidates, cosine_scores(target.vector, matrix, mean))
+    wanted = None if (top_k is None or ensemble) else top_k
+    return _large_space(index, state, slots, views, keep, target, wanted, center, exact or count < ann.EXACT_BELOW)
+
+
+def _cross_rows(group: CrossGroup) -> list[Suggestion]:
+    """A cross-layout group's rows, ranked by score (ties by name), each naming the modules it used."""
+    rows = _rows(group.entries, group.scores)
+    for row in rows:
+        row.modules = list(group.modules)
+        row.cross_layout = True
+    return rows
 
 
 def preferred_targets(targets: list[Embedding], comparable: Callable[[Embedding], bool]
@@ -301,7 +352,9 @@ def _ensemble(per_space: list[list[Suggestion]]) -> list[Suggestion]:
                                  method="ensemble", space=", ".join(sorted({r.space for r in used})),
                                  repr=",".join(sorted({r.repr for r in used})), source=rows[0].source,
                                  methods=sorted({r.method for r in used}),
-                                 metadata=rows[0].metadata, weights=weights))
+                                 metadata=rows[0].metadata, weights=weights,
+                                 modules=sorted({m for r in used for m in r.modules}),
+                                 cross_layout=any(r.cross_layout for r in used)))
     merged.sort(key=lambda s: (-s.score, s.name))
     for i, row in enumerate(merged):
         row.rank = i + 1

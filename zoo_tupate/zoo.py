@@ -94,10 +94,12 @@ class Zoo:
         results: list[Ranking] = []
         errors: list[Exception] = []
         shadow: set[str] = set()
-        for name, layer in self.layers():
+        layers = self.layers()
+        pool = [layer for _, layer in layers]  # cross-layout scoring decides over every layer at once
+        for name, layer in layers:
             try:
                 results.append(layer.suggest(targets, exclude=exclude | shadow, top_k=top_k, ensemble=ensemble,
-                                             **options))
+                                             pool=pool, **options))
             except (EmptyZoo, IncompatibleSpace) as exc:
                 errors.append(exc)
             if name == USER:
@@ -123,26 +125,27 @@ def _merge(results: list[Ranking], top_k: int | None, ensemble: bool) -> Ranking
     if len(results) == 1:
         return results[0]
     rows = [row for result in results for row in result.rows]
-    matched = {row.space for row in rows}
+    covered = sorted({space for result in results for space in result.covered})
+    matched = {row.space for row in rows} | set(covered)
     notes = []
     for result in results:
         for note in result.notes:
             if note in notes or any(note.endswith(space) for space in matched):
-                continue  # "no zoo entry shares ... <space>" when another layer did
+                continue  # "no zoo entry shares ... <space>" when another layer did (or cross-layout rows)
             notes.append(note)
     if ensemble:
         rows.sort(key=lambda r: (-r.score, r.name))
         _renumber(rows)
-        return Ranking(rows=rows[:top_k] if top_k else rows, notes=notes)
-    by_space: dict[str, list[Suggestion]] = {}
-    for row in rows:
-        by_space.setdefault(row.space, []).append(row)
+        return Ranking(rows=rows[:top_k] if top_k else rows, notes=notes, covered=covered)
+    by_space: dict[tuple[str, bool], list[Suggestion]] = {}
+    for row in rows:  # cross-layout rows are ranked apart from same-space rows of the same space
+        by_space.setdefault((row.space, row.cross_layout), []).append(row)
     merged: list[Suggestion] = []
     for group in by_space.values():
         group.sort(key=lambda r: (-r.score, r.name))
         _renumber(group)
         merged.extend(group if top_k is None else group[:top_k])
-    return Ranking(rows=merged, notes=notes)
+    return Ranking(rows=merged, notes=notes, covered=covered)
 
 
 def _renumber(rows: list[Suggestion]) -> None:

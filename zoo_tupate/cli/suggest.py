@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
 from zoo_tupate import defaults
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
+from zoo_tupate.crossrank import MODES
 from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
+from zoo_tupate.errors import TuningError
 from zoo_tupate.hub.deadline import using_timeout
 from zoo_tupate.ranker.show import explain_option, report
+from zoo_tupate.segments import short_modules
 from zoo_tupate.space import short_space
 from zoo_tupate.starter import STARTER_SOURCE
-from zoo_tupate.targets import KINDS, resolve_target
+from zoo_tupate.targets import KINDS, is_dataset_folder, resolve_target
 from zoo_tupate.zoo import STARTER, USER, Zoo
 
 
@@ -33,6 +38,9 @@ from zoo_tupate.zoo import STARTER, USER, Zoo
               help="Subtract the space's mean vector before cosine.")
 @click.option("--exact", is_flag=True,
               help="Scan every vector (default: large spaces are searched through sketches, best ones re-ranked exactly).")
+@click.option("--cross-layout", type=click.Choice(MODES), default="auto", show_default=True,
+              help="Score entries of other layouts (target modules, ranks, bias subsets) of the same base model "
+                   "and method on the modules both tune: auto when the target's own space has no entry.")
 @explain_option
 @click.option("--base-model-id", default=None, help="Identity of a local target's base model.")
 @click.option("--base-model", default=None,
@@ -43,38 +51,56 @@ from zoo_tupate.zoo import STARTER, USER, Zoo
               help="Hub targets: deadline for the repo's Hub traffic (default: $ZOO_TUPATE_HUB_TIMEOUT or 300).")
 @click.option("--starter/--no-starter", default=True, show_default=True,
               help="Rank the built-in starter zoo too (11 CR tasks on all-MiniLM-L6-v2), beneath your entries.")
+@click.option("--verify", "verify", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+              help="Dataset targets: proxy-transfer the top K sources (LoRA, from each source's adapter, the "
+                   "probe's recipe) and re-rank them by the measured gain over target-only training.")
 @click.option("--wide", is_flag=True, help="Show full space ids and sources (wider than 80 columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
-            reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool,
+            reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool, cross_layout: str,
             base_model_id: str | None, base_model: str | None, max_train: int | None, timeout: str | None,
-            starter: bool, wide: bool, as_json: bool) -> None:
+            starter: bool, verify: int, wide: bool, as_json: bool) -> None:
     """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
+    if verify and not (target_kind == "dataset" or target_kind == "auto" and is_dataset_folder(Path(target).expanduser())):
+        raise TuningError(f"{target}: --verify needs a dataset target (a folder with train.* rows, or "
+                          "--target-kind dataset for a Hub dataset id): the proxy transfers train on its rows")
     index = Zoo(home_from(ctx), starter=starter)
     probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
     with using_timeout(timeout):
         resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
                                   base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
                                   max_train=max_train, announce=_announce, progress=True)
-    ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=top_k,
+    ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=max(top_k, verify),
                             methods=methods or None, reprs=reprs or None, ensemble=ensemble, center=center,
-                            exact=exact)
+                            exact=exact, cross_layout=cross_layout)
     for note in resolved.notes + ranking.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    if report(ctx, ranking, target, as_json, console, print_json):
+    explained = report(ctx, ranking, target, as_json and not verify, console, print_json)
+    if explained and as_json and not verify:
         return
+    if not explained and not as_json:
+        console.print(ranking_table(ranking, f"sources for {target}" + (" (ensemble)" if ensemble else ""),
+                                    ensemble, wide))
+    checked = None
+    if verify:
+        from zoo_tupate.cli.verify_view import show
+        from zoo_tupate.verify import verify_ranking
+
+        checked = verify_ranking(index, target, str(base_model), ranking, verify, base_model_id=base_model_id,
+                                 overrides={"max_train": max_train}, progress=True, announce=console.print)
+        if not as_json:
+            show(console, checked)
     if as_json:
-        print_json([row.to_json() for row in ranking])
-        return
-    console.print(ranking_table(ranking, f"sources for {target}" + (" (ensemble)" if ensemble else ""),
-                                ensemble, wide))
+        rows = [row.to_json() for row in ranking]
+        print_json(rows if checked is None else {"ranking": rows, "verify": checked.to_json()})
 
 
 def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
     """The ranked rows as a table that fits 80 columns: spaces as ``method/repr`` (plus the layout hash when
-    two spaces share those), the ``zoo`` column only when both layers appear (``wide``: full ids, sources)."""
+    two spaces share those; a cross-layout row adds ``shared: <modules>``, the modules its score used), the
+    ``zoo`` column only when both layers appear (``wide``: full ids, sources)."""
     rows = list(ranking)
     layers = {STARTER if row.source == STARTER_SOURCE else USER for row in rows}
     label = _space_labels({row.space for row in rows})
@@ -82,7 +108,8 @@ def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
     table.add_column("rank", justify="right", min_width=2)
     table.add_column("name", no_wrap=True)
     table.add_column("score", justify="right", min_width=7)
-    table.add_column("weights" if ensemble else "method/repr", no_wrap=True)
+    cross = any(row.cross_layout for row in rows)  # then the cell names the modules the score used: wraps
+    table.add_column("weights" if ensemble else "method/repr", no_wrap=not cross, overflow="fold")
     if len(layers) > 1:
         table.add_column("zoo")
     if wide:
@@ -90,12 +117,15 @@ def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
         table.add_column("source", overflow="fold")
     for i, row in enumerate(rows):
         what = " ".join(f"{m}×{w:g}" for m, w in row.weights.items()) if ensemble else label[row.space]
+        if row.cross_layout:
+            what += f" shared: {','.join(short_modules(row.modules))}"
         cells = [str(row.rank), row.name, f"{row.score:.4f}", what]
         if len(layers) > 1:
             cells.append(STARTER if row.source == STARTER_SOURCE else USER)
         if wide:
             cells += [row.space, row.source]
-        last_of_space = i + 1 < len(rows) and rows[i + 1].space != row.space and not ensemble
+        last_of_space = (i + 1 < len(rows) and not ensemble
+                         and (rows[i + 1].space, rows[i + 1].cross_layout) != (row.space, row.cross_layout))
         table.add_row(*cells, end_section=last_of_space)
     return table
 

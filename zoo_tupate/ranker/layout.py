@@ -6,6 +6,10 @@ vectors keyed by (module name, shape): LoRA ΔW layer-mean per module (exact or 
 :func:`zoo_tupate.embedding.delta_from_factors`; ranks and α drop out), bias vectors layer-mean per tensor.
 Two checkpoints are compared by the cosine of the concatenation over their shared keys, and the result
 names those modules and the ones left out.
+
+The index does the same on stored vectors: :func:`slice_parts` cuts a vector into the same per-module parts
+by its recorded segments (:mod:`zoo_tupate.segments`), and :func:`shared_parts`/:func:`score_parts` are
+the one comparison both use.
 """
 
 from __future__ import annotations
@@ -17,9 +21,8 @@ import numpy as np
 from zoo_tupate.embedding import SKETCH_DIM, cosine, delta_from_factors, lora_modules
 from zoo_tupate.errors import IncompatibleSpace
 from zoo_tupate.readers.base import TunedParams
+from zoo_tupate.segments import Key, segment_keys
 from zoo_tupate.space import normalize_base_model
-
-Key = tuple[str, tuple[int, ...]]
 
 
 @dataclass
@@ -63,17 +66,32 @@ def module_vectors(params: TunedParams) -> dict[Key, np.ndarray]:
     return lora_module_vectors(params) if params.method == "lora" else bias_vectors(params)
 
 
+def slice_parts(vector: np.ndarray, segments: list[list]) -> dict[Key, np.ndarray]:
+    """A stored vector cut into its per-module parts by its segments (views, no copies)."""
+    return {key: vector[offset:offset + length] for key, (offset, length) in segment_keys(segments).items()}
+
+
+def shared_parts(first: dict[Key, int], second: dict[Key, int]) -> list[Key]:
+    """The keys both sides have with the same length (name, shape and, for sketches, sketch size), sorted:
+    the order in which both sides' parts are concatenated."""
+    return sorted(k for k in set(first) & set(second) if first[k] == second[k])
+
+
+def score_parts(first: dict[Key, np.ndarray], second: dict[Key, np.ndarray]) -> SharedScore:
+    """The cosine of two sets of per-module parts on the keys both have; refused when they share none."""
+    shared = shared_parts({k: v.size for k, v in first.items()}, {k: v.size for k, v in second.items()})
+    if not shared:
+        raise IncompatibleSpace("the two checkpoints share no module with the same name and shape")
+    score = cosine(np.concatenate([first[k] for k in shared]), np.concatenate([second[k] for k in shared]))
+    return SharedScore(score=score, modules=[k[0] for k in shared],
+                       only_first=sorted(k[0] for k in set(first) - set(shared)),
+                       only_second=sorted(k[0] for k in set(second) - set(shared)))
+
+
 def shared_cosine(first: TunedParams, second: TunedParams) -> SharedScore:
     """Cosine of two checkpoints on the modules both tune with the same shape (same base model required)."""
     bases = {normalize_base_model(first.base_model), normalize_base_model(second.base_model)}
     if len(bases) != 1 or "unknown" in bases:
         raise IncompatibleSpace(f"different or unknown base models ({', '.join(sorted(bases))}): "
                                 "modules of different models are not comparable")
-    a, b = module_vectors(first), module_vectors(second)
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        raise IncompatibleSpace("the two checkpoints share no module with the same name and shape")
-    score = cosine(np.concatenate([a[k] for k in shared]), np.concatenate([b[k] for k in shared]))
-    return SharedScore(score=score, modules=[k[0] for k in shared],
-                       only_first=sorted(k[0] for k in set(a) - set(b)),
-                       only_second=sorted(k[0] for k in set(b) - set(a)))
+    return score_parts(module_vectors(first), module_vectors(second))
