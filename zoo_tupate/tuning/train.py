@@ -63,6 +63,7 @@ class TuneConfig:
     cards: bool = True
     save_best: bool = True
     bucket: bool = False  # batches of similar lengths (less padding; changes the batches, so off in recipes)
+    init_adapter: Path | None = None  # LoRA only: start A and B from this adapter folder (a proxy transfer)
 
     def methods(self) -> list[str]:
         """The methods this config asks for."""
@@ -99,6 +100,7 @@ class TuneConfig:
         """JSON-ready settings."""
         data = asdict(self)
         data["output"] = str(self.output) if self.output else None
+        data["init_adapter"] = str(self.init_adapter) if self.init_adapter else None
         return data
 
 
@@ -370,6 +372,10 @@ def train_run(
     tunable = build(method, config.base_model, task.num_labels, task.problem, base_id, config.init_seed,
                     config.options)
     tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name, **config.recipe()})
+    if config.init_adapter is not None:
+        from zoo_tupate.tuning.warmstart import init_from_adapter
+
+        tunable.extra["init_adapter"] = init_from_adapter(tunable, Path(config.init_adapter))
     model = tunable.model.to(device)
     params = [p for _, p in tunable.trainable()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)

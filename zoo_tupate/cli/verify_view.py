@@ -1,0 +1,42 @@
+"""How ``suggest --verify K`` shows its outcome: a table that fits 80 columns, the cost, and why rows were skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from zoo_tupate.verify import Verification
+
+
+def verify_table(result: Verification) -> Table:
+    """Verified order, similarity rank, name, proxy score, gain over target-only training and seconds."""
+    table = Table(title=f"verify: top {len(result.rows)} by proxy transfer (target-only {result.metric} "
+                        f"{result.target_score:.4f})")
+    table.add_column("rank", justify="right")
+    table.add_column("sim", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("proxy", justify="right")
+    table.add_column("gain", justify="right")
+    table.add_column("s", justify="right")
+    for row in result.rows:
+        measured = row.proxy_score is not None
+        seconds = f"{row.seconds:.0f}{'*' if row.cached else ''}" if row.seconds is not None else "-"
+        table.add_row(str(row.rank), str(row.sim_rank), row.name,
+                      f"{row.proxy_score:.4f}" if measured else "n/a",
+                      f"{row.gain:+.4f}" if row.gain is not None else "n/a", seconds if measured else "-")
+    return table
+
+
+def show(console: Any, result: Verification) -> None:
+    """The table, the skipped rows' reasons and the total cost, on ``console``."""
+    console.print(verify_table(result))
+    for row in result.rows:
+        if row.proxy_score is None:
+            console.print(f"[yellow]note:[/yellow] {row.name}: not verified ({row.reason})")
+    cached = sum(1 for r in result.rows if r.cached)
+    measured = sum(1 for r in result.rows if r.proxy_score is not None)
+    console.print(f"verify cost: {result.cost_s:.0f} s for {measured} proxy transfer(s)"
+                  + (f" ({cached} cached from an earlier run, marked *)" if cached else "")
+                  + f"; this run {result.wall_s:.0f} s. gain = proxy {result.metric} − target-only "
+                  f"{result.metric}; same rows, recipe and seeds as the target's probe.")
