@@ -11,8 +11,7 @@ from zoo_tupate.verify import Verification
 
 def verify_table(result: Verification) -> Table:
     """Verified order, similarity rank, name, proxy score, gain over target-only training and seconds."""
-    table = Table(title=f"verify: top {len(result.rows)} by proxy transfer (target-only {result.metric} "
-                        f"{result.target_score:.4f})")
+    table = Table(title=f"verify: top {len(result.rows)} (target-only {result.metric} {result.target_score:.4f})")
     table.add_column("rank", justify="right")
     table.add_column("sim", justify="right")
     table.add_column("name", no_wrap=True)
