@@ -199,3 +199,54 @@ def test_real_distilbert_adapters_of_other_modules_compare_on_q_and_v(tmp_path: 
     pairwise = shared_cosine(read_tuned(imdb), read_tuned(qkvo))
     assert row.score == pytest.approx(pairwise.score, abs=1e-6) and pairwise.modules == row.modules
     assert any("left out k_lin,out_lin (zoo only)" in n for n in ranking.notes)
+
+
+def _minilm_lora(folder: Path, modules: list[str], seed: int) -> Path:
+    """A LoRA checkpoint with the starter zoo's base model's shapes (hidden 384, 6 layers), random factors."""
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_bert(0, hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=64)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=8, target_modules=modules, task_type="SEQ_CLS"))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
+    model.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
+    model.save_pretrained(folder, save_embedding_layers=False)
+    return folder
+
+
+def test_the_zoo_decides_over_both_layers_and_scores_the_starter_on_shared_modules(tmp_path: Path) -> None:
+    from zoo_tupate.starter import starter_cards
+
+    if not starter_cards():
+        pytest.skip("no starter zoo packaged")
+    target = _minilm_lora(tmp_path / "kqv", ["key", "query", "value"], seed=1)
+    zoo = Zoo(tmp_path / "home")
+    zoo.index.add(_minilm_lora(tmp_path / "other", ["value"], seed=2), name="value-only")
+    ranking = zoo.suggest(_targets(target), top_k=20)  # no k,q,v entry anywhere: both layers' other layouts
+    starter = [r for r in ranking if r.source == "starter"]
+    assert len(starter) == 11 and all(r.cross_layout and r.modules == QV for r in starter)
+    mine = [r for r in ranking if r.name == "value-only"]
+    assert len(mine) == 1 and mine[0].modules == ["attention.self.value"]
+    assert {r.rank for r in starter} == set(range(1, 12))  # ranked within their sibling space
+    centered = zoo.suggest(_targets(target), top_k=3, center=True)
+    assert len(centered) == 4 and all(r.cross_layout for r in centered)
+    zoo.index.add(_minilm_lora(tmp_path / "kqv2", ["key", "query", "value"], seed=3), name="kqv-entry")
+    same = zoo.suggest(_targets(target), top_k=20)  # the user's layer holds the target's space: as before
+    assert [r.name for r in same] == ["kqv-entry"] and not same[0].cross_layout
+    always = zoo.suggest(_targets(target), top_k=20, cross_layout="always")
+    assert always[0].name == "kqv-entry" and sum(r.cross_layout for r in always) == 12
+
+
+def test_large_sibling_spaces_are_read_in_chunks_with_the_same_scores(tmp_path: Path, zoo, monkeypatch) -> None:
+    import zoo_tupate.crossrank as crossrank
+
+    index = Index(tmp_path / "home")
+    index.add(zoo["qkv"], name="qkv")
+    index.add(zoo["kqv8"], name="kqv8")
+    whole = {r.name: r.score for r in index.suggest(_targets(zoo["qv"]), center=True)}
+    monkeypatch.setattr(crossrank, "CHUNK_VALUES", 1)  # one row at a time
+    chunked = {r.name: r.score for r in index.suggest(_targets(zoo["qv"]), center=True)}
+    assert chunked == pytest.approx(whole, abs=1e-9) and len(whole) == 2

@@ -89,16 +89,17 @@ def _lengths(segments: list[list]) -> dict[Key, int]:
 
 @dataclass
 class CrossLayout:
-    """When and where cross-layout rows are scored, over every layer of the zoo (``states``)."""
+    """When and where cross-layout rows are scored: over every layer of the zoo (``layers``: each state with
+    the names it leaves out) and, within one layer, with ``exclude``."""
 
     mode: str
-    states: list[State]
+    layers: list[tuple[State, set[str]]]
     exclude: set[str]
 
     def own(self, target: Embedding) -> bool:
         """Whether the target's own space holds a candidate (not excluded by name) in any layer."""
-        return any(any(s.cols["name"][slot] not in self.exclude for slot in s.by_space().get(target.space, ()))
-                   for s in self.states)
+        return any(any(s.cols["name"][slot] not in out for slot in s.by_space().get(target.space, ()))
+                   for s, out in self.layers)
 
     def wanted(self, target: Embedding) -> bool:
         """Whether to score the target's sibling spaces (``always``, or ``auto`` with no own candidate)."""

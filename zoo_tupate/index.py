@@ -335,7 +335,7 @@ class Index:
         center: bool = False,
         exact: bool = False,
         cross_layout: str = "auto",
-        pool: list[Index] | None = None,
+        pool: list[tuple[Index, set[str]]] | None = None,
     ) -> Ranking:
         """Rank the zoo's entries for the target embeddings (one per space); the target is never ranked.
 
@@ -344,7 +344,8 @@ class Index:
         back to ``raw`` with a note when the index holds no entry to compare it with. Spaces with many
         entries are searched through the stored sketches with an exact re-rank of the best candidates
         (see :mod:`zoo_tupate.ann`); ``exact`` forces a full scan. ``cross_layout`` scores entries of other
-        layouts on their shared modules (:mod:`zoo_tupate.crossrank`; ``pool``: the zoo's layers).
+        layouts on their shared modules (:mod:`zoo_tupate.crossrank`; ``pool``: the zoo's layers, each with the
+        names it leaves out).
         """
         for attempt in range(2):
             try:

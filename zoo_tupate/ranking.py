@@ -84,14 +84,14 @@ def rank(
     center: bool = False,
     exact: bool = False,
     cross_layout: str = "auto",
-    pool: Sequence[Index] | None = None,
+    pool: Sequence[tuple[Index, set[str]]] | None = None,
 ) -> Ranking:
     """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`).
 
     ``cross_layout`` (:mod:`zoo_tupate.crossrank`): ``auto`` also scores entries of other layouts of the
     target's base model and method on their shared modules when the target's own space has no candidate in
-    any index of ``pool`` (the zoo's layers; default: this index alone); ``always`` does so for every
-    target; ``never`` does not.
+    any index of ``pool`` (the zoo's layers, each with the names it leaves out; default: this index alone);
+    ``always`` does so for every target; ``never`` does not.
 
     ``reprs`` keeps the targets in those representations; ``None`` applies the default per method (see
     :func:`preferred_targets`).
@@ -109,7 +109,8 @@ def rank(
     methods = set(methods) if methods else None
     reprs = set(reprs) if reprs else None
     chosen = [t for t in targets if (methods is None or t.method in methods) and (reprs is None or t.repr in reprs)]
-    cross = CrossLayout(cross_layout, [ix.state() for ix in pool] if pool else [state], exclude)
+    cross = CrossLayout(cross_layout, [(ix.state(), out) for ix, out in pool] if pool else [(state, exclude)],
+                        exclude)
     notes: list[str] = []
     if reprs is None:
         def comparable(t: Embedding) -> bool:  # other layouts count only when no same-space rows would show

@@ -95,7 +95,9 @@ class Zoo:
         errors: list[Exception] = []
         shadow: set[str] = set()
         layers = self.layers()
-        pool = [layer for _, layer in layers]  # cross-layout scoring decides over every layer at once
+        names = self.index.names() if len(layers) > 1 else set()
+        # cross-layout scoring decides over every layer at once (each with what it leaves out)
+        pool = [(layer, exclude | (names if name != USER else set())) for name, layer in layers]
         for name, layer in layers:
             try:
                 results.append(layer.suggest(targets, exclude=exclude | shadow, top_k=top_k, ensemble=ensemble,
@@ -103,7 +105,7 @@ class Zoo:
             except (EmptyZoo, IncompatibleSpace) as exc:
                 errors.append(exc)
             if name == USER:
-                shadow = self.index.names()
+                shadow = names
         if not results:
             error = _most_telling(errors)
             hint = nearest_spaces(targets, self.entries()) if isinstance(error, IncompatibleSpace) else ""
