@@ -66,6 +66,8 @@ def per_target(doc: dict[str, Any], predictions: dict[str, Any], seeds: list[str
 def ceiling(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per target, the split-half ceiling: one half of the seeds ranks the sources for the other (mean)."""
     seeds = measured_seeds(doc)
+    if len(seeds) < 2:
+        return {}  # one seed: no half to rank the other (prereg §7)
     halves = [(list(a), [s for s in seeds if s not in a]) for a in combinations(seeds, len(seeds) // 2)]
     out = {}
     for target, entry in doc["measured"].items():
@@ -80,7 +82,7 @@ def paired_bootstrap(doc: dict[str, Any], predictions: dict[str, Any], ceil: dic
     seeds = measured_seeds(doc)
     base = per_target(doc, predictions, seeds)
     targets = sorted(base)
-    others = ["random", "datasize", "combined", "offshelf", "ceiling"]
+    others = ["random", "datasize", "combined", "offshelf"] + (["ceiling"] if ceil else [])
     rng = np.random.default_rng(SEED)
     draws: dict[str, dict[str, list[float]]] = {o: {m: [] for m in METRICS} for o in others}
     for _ in range(N_BOOT):
@@ -130,17 +132,23 @@ def report(path: Path) -> dict[str, Any]:
     ceil = ceiling(doc)
     names = [n for n in ("default", "combined", "datasize", "random", "offshelf") if any(n in r for r in rows.values())]
     means = {n: {m: float(np.mean([r[n][m] for r in rows.values() if n in r])) for m in METRICS} for n in names}
-    means["ceiling"] = {m: float(np.mean([ceil[t][m] for t in rows])) for m in METRICS}
+    if ceil:
+        means["ceiling"] = {m: float(np.mean([ceil[t][m] for t in rows])) for m in METRICS}
     paired = paired_bootstrap(doc, predictions, ceil)
     gain = harm(doc)
     d, ds = means["default"], paired["datasize"]
     ahead = all((ds[m]["ci"][1] < 0) if LOWER_IS_BETTER[m] else (ds[m]["ci"][0] > 0) for m in METRICS)
     goals = {"rho<=3.2": d["rho"] <= 3.2, "ndcg>=93": d["ndcg"] >= 93, "regret@3<=1": d["regret@3"] <= 1.0,
              "ahead_of_datasize_every_metric_ci_excludes_0": ahead, "harm_auc>=0.8": gain["auc"]["value"] >= 0.8,
-             "offshelf_within_0.5_rho": ("offshelf" in means and abs(means["offshelf"]["rho"] - d["rho"]) <= 0.5)}
+             "offshelf_within_0.5_rho": (abs(means["offshelf"]["rho"] - d["rho"]) <= 0.5) if "offshelf" in means
+             else None}
     return {"file": str(path), "protocol": doc["config"].get("protocol"), "data_seed": doc["config"].get("data_seed"),
             "seeds": seeds, "targets": len(rows), "means": means, "paired_default_minus": paired,
             "harm": gain, "goals": goals, "per_target": rows, "ceiling_per_target": ceil}
+
+
+def _verdict(value: bool | None) -> str:
+    return "not measured" if value is None else "met" if value else "NOT met"
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
@@ -157,7 +165,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
     lines += ["", f"Harm: AUC {auc['value']:.2f} [{auc['ci'][0]:.2f}, {auc['ci'][1]:.2f}] on "
               f"{result['harm']['pairs']} pairs ({result['harm']['helps']} help); 90% interval covers "
               f"{100 * result['harm']['coverage90']:.0f}%.", "",
-              "Goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in result["goals"].items()), ""]
+              "Goals: " + ", ".join(f"{k} {_verdict(v)}" for k, v in result["goals"].items()), ""]
     return lines
 
 

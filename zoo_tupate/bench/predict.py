@@ -123,7 +123,7 @@ def tupate_predictions(config: TransferConfig, notes: list[str]) -> dict[str, Sc
     """Every TuPaTE variant's scores (see the module docstring for the names)."""
     vectors = _probe_vectors(config, notes)
     predictions: dict[str, Scores] = {}
-    conditions = (("tupate", 0), ("offshelf", config.offshelf_init_seed))
+    conditions = [("tupate", 0)] + ([("offshelf", config.offshelf_init_seed)] if config.offshelf_methods else [])
     for condition, source_init in conditions:
         for ckpt in CHECKPOINTS:
             for pooling in POOLINGS:

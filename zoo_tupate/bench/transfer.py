@@ -78,6 +78,12 @@ class TransferConfig:
     workers: int = 1
     threads: int | None = None
     gpus_per_job: float = 1.0  # the GPU share a job declares to Ray (several small probes share one GPU)
+    targets: tuple[str, ...] = ()  # the tasks measured as targets (default: all); every task is a source
+
+    @property
+    def target_tasks(self) -> list[str]:
+        """The tasks measured as targets, in the order given."""
+        return list(self.targets) or list(self.tasks)
 
     def check(self) -> None:
         """Raise :class:`TuningError` for settings that cannot run."""
@@ -92,6 +98,9 @@ class TransferConfig:
                 raise DatasetError(f"{self.tasks_dir / task}: no such task folder")
         if self.probe_early_epochs > self.probe_epochs:
             raise TuningError("--probe-early-epochs exceeds --probe-epochs")
+        outside = [t for t in self.targets if t not in self.tasks]
+        if outside:
+            raise TuningError(f"--targets names tasks not in --tasks: {', '.join(outside)}")
         unknown = sorted(set(self.probe_lrs) - set(self.probe_methods))
         if unknown:
             raise TuningError(f"--probe-lr names methods that are not probed: {', '.join(unknown)}")
@@ -150,6 +159,9 @@ class TransferConfig:
         data["probe_methods"] = list(self.probe_methods)
         data["offshelf_methods"] = list(self.offshelf_methods)
         data.pop("gpus_per_job")  # how the jobs were scheduled, like the executor: not in the result file
+        data["targets"] = list(self.targets)
+        if not self.targets:
+            data.pop("targets")  # all tasks: as before the option
         return data
 
 
@@ -210,7 +222,7 @@ def transfer_jobs(config: TransferConfig) -> list[Job]:
     pairs when it is done; see :func:`_source_job`)."""
     jobs: list[Job] = []
     for seed in config.seeds:
-        for target in config.tasks:
+        for target in config.target_tasks:
             if read_json(pair_path(config, TARGET_ONLY, target, seed)) is None:
                 jobs.append(pair_job_for(config, seed, TARGET_ONLY, target))
         for source in config.tasks:
@@ -232,7 +244,8 @@ def task_set(config: TransferConfig) -> TaskSet:
 
 
 def _pending_targets(config: TransferConfig, source: str, seed: int) -> list[str]:
-    return [t for t in config.tasks if t != source and read_json(pair_path(config, source, t, seed)) is None]
+    return [t for t in config.target_tasks
+            if t != source and read_json(pair_path(config, source, t, seed)) is None]
 
 
 def source_job(config: TransferConfig, seed: int, source: str) -> Then:
@@ -302,7 +315,7 @@ def _fit_target(config: TransferConfig, tasks: TaskSet, source: str, target: str
 def measured(config: TransferConfig, tasks: TaskSet | None = None) -> dict[str, Any]:
     """Every finished measurement: ``{target: {"target_only": {...}, "sources": {source: {...}}}}``."""
     out: dict[str, Any] = {}
-    for target in config.tasks:
+    for target in config.target_tasks:
         entry: dict[str, Any] = {"target_only": _summary(config, TARGET_ONLY, target), "sources": {}}
         for source in config.tasks:
             if source != target:

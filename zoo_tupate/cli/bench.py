@@ -51,6 +51,8 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
         click.option("--tasks-dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
                      help="Folder with one sub-folder per task (train.jsonl, validation.jsonl)."),
         click.option("--tasks", required=True, callback=_csv, help="Comma-separated task folder names (at least 2)."),
+        click.option("--targets", callback=_csv, default=None,
+                     help="Measure only these of --tasks as targets (default: all); every task stays a source."),
         click.option("--base-model", required=True, help="Base model folder or id (loaded with local files)."),
         click.option("--base-model-id", default=None, help="Identity of a local base model in embedding spaces."),
         click.option("--protocol", type=click.Choice(["full", "adapter"]), default="full", show_default=True,
@@ -75,7 +77,8 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
         click.option("--probe-val-rows", type=click.IntRange(min=1), default=200, show_default=True),
         click.option("--probe-methods", default="lora,bitfit,prefix", callback=_csv, show_default=True),
         click.option("--offshelf-methods", default="lora,prefix", callback=_csv, show_default=True,
-                     help="Methods whose sources are tuned again from another init seed (off-the-shelf)."),
+                     help="Methods whose sources are tuned again from another init seed (off-the-shelf; none: no"
+                          " off-the-shelf probes)."),
         click.option("--probe-lr", "probe_lrs", multiple=True, callback=_method_lrs, metavar="METHOD=LR",
                      help="A probe method's learning rate (repeatable; default: the first of the paper's grid)."),
         click.option("--device", default="auto", show_default=True,
@@ -130,7 +133,9 @@ def _config(options: dict) -> TransferConfig:
         raise TuningError("--seeds must be integers") from None
     resolve_device(options["device"])  # a clear error before any work
     options["probe_methods"] = tuple(options["probe_methods"])
-    options["offshelf_methods"] = tuple(options["offshelf_methods"])
+    offshelf = options["offshelf_methods"]
+    options["offshelf_methods"] = () if offshelf == ["none"] else tuple(offshelf)
+    options["targets"] = tuple(options["targets"] or ())
     config = TransferConfig(seeds=seeds, **options)
     config.check()
     return config
