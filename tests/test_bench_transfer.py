@@ -234,3 +234,30 @@ def test_a_data_seed_samples_other_rows_and_names_its_own_caches(setup, tmp_path
     transfer_mod.run(fresh, stages=("probes",))
     log = json.loads((probe_folder(fresh, "senti", 0) / "lora" / "train_log.json").read_text(encoding="utf-8"))
     assert log["seeds"]["seed"] == 1
+
+
+def test_targets_measure_only_those_targets_and_keep_every_task_a_source(setup, tmp_path):
+    from zoo_tupate.cli import main
+
+    tasks, model = setup
+    out = tmp_path / "m.json"
+    common = ["bench", "transfer", "--tasks-dir", str(tasks), "--tasks", "senti,pairs,score", "--base-model",
+              str(model), "--train-rows", "16", "--source-rows", "16", "--source-epochs", "1", "--target-epochs",
+              "1", "--val-rows", "8", "--max-length", "32", "--batch-size", "8", "--probe-methods", "lora",
+              "--offshelf-methods", "none", "--probe-epochs", "1", "--probe-early-epochs", "1",
+              "--probe-val-rows", "8", "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(main, [*common, "--targets", "pairs", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert set(doc["measured"]) == {"pairs"} and set(doc["measured"]["pairs"]["sources"]) == {"senti", "score"}
+    assert doc["config"]["targets"] == ["pairs"] and doc["config"]["offshelf_methods"] == []
+    pairs = sorted(p.name for p in (tmp_path / "cache").rglob("pairs/*.json"))
+    assert pairs == ["-__pairs__s0.json", "score__pairs__s0.json", "senti__pairs__s0.json"]
+    assert not [k for k in doc["predictions"] if k.startswith("offshelf/")]  # no off-the-shelf probes, no rows
+    assert not list((tmp_path / "cache").rglob("init1"))
+
+    again = CliRunner().invoke(main, [*common, "--targets", "senti,pairs", "--stage", "transfer"])
+    assert again.exit_code == 0, again.output  # the second target reuses the cached source models
+    assert len(list((tmp_path / "cache").rglob("pairs/*.json"))) == 6
+    bad = CliRunner().invoke(main, [*common, "--targets", "nope"])
+    assert bad.exit_code != 0 and "--targets names tasks not in --tasks: nope" in bad.output
