@@ -82,7 +82,8 @@ def paired_bootstrap(doc: dict[str, Any], predictions: dict[str, Any], ceil: dic
     seeds = measured_seeds(doc)
     base = per_target(doc, predictions, seeds)
     targets = sorted(base)
-    others = ["random", "datasize", "combined", "offshelf"] + (["ceiling"] if ceil else [])
+    others = [o for o in ("random", "datasize", "combined", "offshelf") if any(o in base[t] for t in targets)]
+    others += ["ceiling"] if ceil else []
     rng = np.random.default_rng(SEED)
     draws: dict[str, dict[str, list[float]]] = {o: {m: [] for m in METRICS} for o in others}
     for _ in range(N_BOOT):
