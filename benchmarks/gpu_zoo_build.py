@@ -62,7 +62,8 @@ def throughput(model: Path, data: Path, device: str, rows: int, quick: bool, pea
     """Rows/s and share of peak per (method, batch size, bucketing)."""
     import torch
 
-    from zoo_tupate.tuning.train import TuneConfig, encode, load_tokenizer, tune
+    from zoo_tupate.tuning.encoding import encode, load_tokenizer
+    from zoo_tupate.tuning.train import TuneConfig, tune
 
     params = sum(p.numel() for p in __import__("transformers").AutoModel.from_pretrained(model).parameters())
     out = []

@@ -20,8 +20,10 @@ from tuning_helpers import (
 
 from zoo_tupate.errors import TuningError
 from zoo_tupate.tuning.data import load_task
+from zoo_tupate.tuning.encoding import encode, load_tokenizer
 from zoo_tupate.tuning.methods import load_tuned
-from zoo_tupate.tuning.train import TuneConfig, encode, evaluate, load_tokenizer, tune
+from zoo_tupate.tuning.scoring import evaluate
+from zoo_tupate.tuning.train import TuneConfig, tune
 
 torch.set_num_threads(1)
 

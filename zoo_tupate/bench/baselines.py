@@ -76,7 +76,7 @@ def text_embedding(config: TransferConfig, tasks: TaskSet, task: str) -> np.ndar
     import torch
     from transformers import AutoModel
 
-    from zoo_tupate.tuning.train import collate
+    from zoo_tupate.tuning.encoding import collate
 
     data, train_enc, _ = tasks.target(task)
     device = config.recipe().device
@@ -99,7 +99,8 @@ def fisher_embedding(config: TransferConfig, tasks: TaskSet, task: str, state_pa
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from zoo_tupate.tuning.train import collate, loss_fn
+    from zoo_tupate.tuning.encoding import collate
+    from zoo_tupate.tuning.scoring import loss_fn
 
     data, train_enc, _ = tasks.target(task)
     problem_type = "regression" if data.problem == "regression" else "single_label_classification"

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from zoo_tupate.tuning.data import TaskData
-from zoo_tupate.tuning.train import Encoded, collate, compute_metrics, loss_fn, primary_metric
+from zoo_tupate.tuning.encoding import Encoded, collate
+from zoo_tupate.tuning.scoring import compute_metrics, loss_fn, primary_metric
 
 PROTOCOLS: tuple[str, ...] = ("full", "adapter")
 _HEAD_NAMES = {"classifier", "pre_classifier"}

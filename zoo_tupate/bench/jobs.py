@@ -26,7 +26,7 @@ def job_resources(config: TransferConfig) -> Resources:
     """What one job of the run declares: its CPU threads and, on a GPU, ``config.gpus_per_job`` of one."""
     gpus = 0.0
     if config.device != "cpu":
-        from zoo_tupate.tuning.train import resolve_device
+        from zoo_tupate.tuning.device import resolve_device
 
         gpus = config.gpus_per_job if resolve_device(config.device).type == "cuda" else 0.0
     return Resources(cpus=float(config.threads or 1), gpus=gpus)

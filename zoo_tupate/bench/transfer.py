@@ -106,7 +106,7 @@ class TransferConfig:
             raise TuningError(f"--probe-lr names methods that are not probed: {', '.join(unknown)}")
 
     def recipe(self) -> Recipe:
-        from zoo_tupate.tuning.train import resolve_device
+        from zoo_tupate.tuning.device import resolve_device
 
         return Recipe(protocol=self.protocol, lr=self.lr, adapter_lr=self.adapter_lr, batch_size=self.batch_size,
                       device=str(resolve_device(self.device)))
@@ -177,7 +177,7 @@ class TaskSet:
 
     def __init__(self, config: TransferConfig) -> None:
         from zoo_tupate.tuning.data import load_task
-        from zoo_tupate.tuning.train import encode, load_tokenizer
+        from zoo_tupate.tuning.encoding import encode, load_tokenizer
 
         self.config = config
         self.tokenizer = load_tokenizer(config.base_model)

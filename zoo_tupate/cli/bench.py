@@ -123,7 +123,7 @@ def _config(options: dict) -> TransferConfig:
 
     from zoo_tupate.bench.transfer import TransferConfig
     from zoo_tupate.errors import TuningError
-    from zoo_tupate.tuning.train import resolve_device
+    from zoo_tupate.tuning.device import resolve_device
 
     if options["threads"]:
         torch.set_num_threads(options["threads"])

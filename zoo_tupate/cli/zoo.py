@@ -61,7 +61,7 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     from zoo_tupate.errors import TuningError
     from zoo_tupate.executors import make_executor
     from zoo_tupate.index import Index
-    from zoo_tupate.tuning.train import resolve_device
+    from zoo_tupate.tuning.device import resolve_device
     from zoo_tupate.zoobuild.plan import BuildConfig, estimate_s, plan
 
     if address and executor != "ray":

@@ -3,7 +3,11 @@
 * :mod:`zoo_tupate.tuning.data`: datasets (Hub or local) → texts and labels, columns detected;
 * :mod:`zoo_tupate.tuning.prefix`: deep prefixes through a registered attention function;
 * :mod:`zoo_tupate.tuning.methods`: building, saving and loading the tunable models;
-* :mod:`zoo_tupate.tuning.train`: ``tune(TuneConfig)`` → early/best adapters, cards and a log;
+* :mod:`zoo_tupate.tuning.encoding`: tokeniser, tokenised splits, padded and length-bucketed batches;
+* :mod:`zoo_tupate.tuning.scoring`: the loss and the validation metrics;
+* :mod:`zoo_tupate.tuning.device`: ``--device`` → a torch device, and its autocast;
+* :mod:`zoo_tupate.tuning.train`: ``tune(TuneConfig)`` → early/best adapters (the training loop);
+* :mod:`zoo_tupate.tuning.records`: what a run writes beside them (``train_log.json``, embedding cards);
 * :mod:`zoo_tupate.tuning.probe`: ``plan_probes`` / ``ensure_probes`` for ``suggest --target DATASET``.
 
 Names are imported lazily: ``import zoo_tupate.tuning`` does not import torch.

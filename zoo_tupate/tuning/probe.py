@@ -331,7 +331,7 @@ def _settings_from_peft(method: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _device_name(device: str) -> str:
-    from zoo_tupate.tuning.train import resolve_device
+    from zoo_tupate.tuning.device import resolve_device
 
     try:
         return resolve_device(device).type
@@ -373,8 +373,10 @@ def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan
     does: model load, tokenisation, and evaluation estimated at three times the training rate)."""
     import torch
 
+    from zoo_tupate.tuning.device import resolve_device
+    from zoo_tupate.tuning.encoding import collate, encode, load_tokenizer
     from zoo_tupate.tuning.methods import build
-    from zoo_tupate.tuning.train import collate, encode, load_tokenizer, loss_fn, resolve_device
+    from zoo_tupate.tuning.scoring import loss_fn
 
     recipe = plan.recipe
     started = time.perf_counter()

@@ -14,25 +14,24 @@ checkpoints of sources tuned for longer.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from zoo_tupate.errors import TuningError, ZooError
-from zoo_tupate.models import missing_weights_hint, resolve_model
-from zoo_tupate.tuning.data import Split, TaskData, load_task
+from zoo_tupate.errors import TuningError
+from zoo_tupate.space import normalize_base_model
+from zoo_tupate.tuning.data import TaskData, load_task
+from zoo_tupate.tuning.device import autocast_for, resolve_device
+from zoo_tupate.tuning.encoding import Encoded, batches, collate, encode, load_tokenizer
 from zoo_tupate.tuning.methods import LR_GRIDS, METHOD_NAMES, MethodOptions, Tunable, build
-from zoo_tupate.tuning.recipes import RECORDED_KEYS, calibrated_rate, search_rates
+from zoo_tupate.tuning.recipes import calibrated_rate, search_rates
+from zoo_tupate.tuning.records import write_embedding_card, write_log
+from zoo_tupate.tuning.scoring import evaluate, loss_fn, primary_metric
 
 LOG_NAME = "train_log.json"
 
@@ -121,6 +120,13 @@ class RunResult:
     rows_per_s: float
     settings: dict[str, Any]
 
+    def metric_at(self, epoch: int | None) -> float | None:
+        """The validation metric at ``epoch`` (``None``: at the early checkpoint)."""
+        for row in self.history:
+            if row.get("early") if epoch is None else row["epoch"] == epoch:
+                return row["metric"]
+        return None
+
 
 @dataclass
 class TuneResult:
@@ -148,164 +154,12 @@ class TuneResult:
             "metric": self.chosen.metric,
             "best_epoch": self.chosen.best_epoch,
             "best_metric": self.chosen.best_metric,
-            "early_metric": _metric_at(self.chosen, None),
+            "early_metric": self.chosen.metric_at(None),
             "wall_s": round(sum(r.wall_s for r in self.runs), 3),
             "rows_per_s": round(self.chosen.rows_per_s, 2),
             "cards": self.cards,
             "notes": self.notes,
         }
-
-
-def _metric_at(run: RunResult, epoch: int | None) -> float | None:
-    """The validation metric at ``epoch`` (``None``: at the early checkpoint)."""
-    for row in run.history:
-        hit = row.get("early") if epoch is None else row["epoch"] == epoch
-        if hit:
-            return row["metric"]
-    return None
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is a :class:`TuningError`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TuningError("--device cuda: no CUDA device is available")
-    if device not in {"cpu"} and not device.startswith("cuda"):
-        raise TuningError(f"unknown device {device!r} (choose auto, cpu or cuda)")
-    return torch.device(device)
-
-
-def autocast_for(device: torch.device) -> tuple[Any, torch.dtype | None]:
-    """(context factory, dtype): bf16 (or fp16 with loss scaling) autocast on CUDA, nothing on CPU."""
-    if device.type != "cuda":
-        return contextlib.nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return (lambda: torch.autocast("cuda", dtype=dtype)), dtype
-
-
-def base_model_identity(base_model: str, base_model_id: str | None) -> str:
-    """The name embedding spaces use for the base model (see :func:`zoo_tupate.space.normalize_base_model`)."""
-    from zoo_tupate.space import normalize_base_model
-
-    return normalize_base_model(base_model, base_model_id)
-
-
-def load_tokenizer(base_model: str) -> Any:
-    """The base model's tokenizer (a :class:`TuningError` when it cannot be loaded)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve_model(base_model))
-    except (OSError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TuningError(f"{base_model}: cannot load the tokenizer ({first}){missing_weights_hint(base_model)}") from None
-
-
-@dataclass
-class Encoded:
-    """A tokenised split (unpadded) and its labels."""
-
-    features: list[dict[str, list[int]]]
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-
-def encode(tokenizer: Any, split: Split, problem: str, max_length: int) -> Encoded:
-    """Tokenise a split once (truncated to ``max_length``; padding happens per batch)."""
-    out = tokenizer(split.text_a, split.text_b, truncation=True, max_length=max_length)
-    accepted = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in out and k in accepted]
-    features = [{k: out[k][i] for k in keys} for i in range(len(split))]
-    dtype = torch.float32 if problem == "regression" else torch.long
-    return Encoded(features, torch.tensor(split.labels, dtype=dtype))
-
-
-def collate(encoded: Encoded, index: list[int] | torch.Tensor, pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the chosen rows to their longest length."""
-    rows = [encoded.features[int(i)] for i in index]
-    width = max(len(r["input_ids"]) for r in rows)
-    batch: dict[str, torch.Tensor] = {}
-    for key in rows[0]:
-        fill = pad_id if key == "input_ids" else 0
-        batch[key] = torch.tensor([r[key] + [fill] * (width - len(r[key])) for r in rows], dtype=torch.long)
-    return batch
-
-
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, problem: str) -> torch.Tensor:
-    """Cross-entropy for classification, MSE for regression (one output)."""
-    logits = logits.float()
-    if problem == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels)
-    return F.cross_entropy(logits, labels)
-
-
-def _rank(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    sorted_vals = values[order]
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0
-        i = j + 1
-    return ranks
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 2 or np.std(a) == 0 or np.std(b) == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def compute_metrics(predictions: np.ndarray, labels: np.ndarray, problem: str) -> dict[str, float]:
-    """Classification: accuracy (and F1 of class 1 when binary). Regression: Pearson, Spearman, their mean."""
-    if problem == "regression":
-        pearson = _pearson(predictions, labels)
-        spearman = _pearson(_rank(predictions), _rank(labels))
-        return {"pearson": pearson, "spearman": spearman, "pearson_spearman": (pearson + spearman) / 2}
-    pred = predictions.argmax(-1)
-    metrics = {"accuracy": float((pred == labels).mean())}
-    if predictions.shape[-1] == 2:
-        tp = float(((pred == 1) & (labels == 1)).sum())
-        fp = float(((pred == 1) & (labels == 0)).sum())
-        fn = float(((pred == 0) & (labels == 1)).sum())
-        metrics["f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return metrics
-
-
-def primary_metric(problem: str) -> str:
-    """The validation metric that picks the best epoch."""
-    return "pearson_spearman" if problem == "regression" else "accuracy"
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, encoded: Encoded, problem: str, device: torch.device, batch_size: int,
-             pad_id: int, autocast: Any) -> dict[str, float]:
-    """Validation loss and metrics."""
-    model.eval()
-    outputs, losses = [], []
-    for start in range(0, len(encoded), batch_size):
-        index = list(range(start, min(start + batch_size, len(encoded))))
-        batch = {k: v.to(device) for k, v in collate(encoded, index, pad_id).items()}
-        labels = encoded.labels[index].to(device)
-        with autocast():
-            logits = model(**batch).logits
-        losses.append(float(loss_fn(logits, labels, problem)) * len(index))
-        outputs.append(logits.float().cpu())
-    predictions = torch.cat(outputs).numpy()
-    if problem == "regression":
-        predictions = predictions.squeeze(-1)
-    metrics = compute_metrics(predictions, encoded.labels.numpy(), problem)
-    metrics["loss"] = sum(losses) / len(encoded)
-    return metrics
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -368,7 +222,7 @@ def train_run(
     """Train ``method`` at ``lr``; save ``folder/early`` and ``folder/best``; return the history."""
     device = resolve_device(config.device)
     autocast, amp_dtype = autocast_for(device)
-    base_id = base_model_identity(config.base_model, config.base_model_id)
+    base_id = normalize_base_model(config.base_model, config.base_model_id)
     tunable = build(method, config.base_model, task.num_labels, task.problem, base_id, config.init_seed,
                     config.options)
     tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name, **config.recipe()})
@@ -448,22 +302,6 @@ def train_run(
                      round(wall, 3), round(train_s, 3), rows_per_s, tunable.settings)
 
 
-def batches(order: torch.Tensor, size: int, bucket_by: Encoded | None = None,
-            generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Consecutive batches of ``order``; with ``bucket_by``, rows are sorted by length within windows of 50
-    batches and the batches shuffled (``generator``), so that a batch pads little."""
-    if bucket_by is None:
-        return [order[start:start + size] for start in range(0, len(order), size)]
-    window = size * 50
-    out: list[torch.Tensor] = []
-    for start in range(0, len(order), window):
-        chunk = order[start:start + window]
-        lengths = torch.tensor([len(bucket_by.features[int(i)]["input_ids"]) for i in chunk])
-        chunk = chunk[torch.argsort(lengths, stable=True)]
-        out.extend(chunk[i:i + size] for i in range(0, len(chunk), size))
-    return [out[int(i)] for i in torch.randperm(len(out), generator=generator)]
-
-
 def _save(tunable: Tunable, folder: Path, epoch: int, step: int, scores: dict[str, float], rows: int) -> None:
     tunable.extra.update({"epoch": epoch, "step": step, "train_size": rows,
                           "validation": {k: round(v, 6) for k, v in scores.items()}})
@@ -505,7 +343,7 @@ def learning_rates(config: TuneConfig, method: str) -> tuple[list[float], str]:
         return [config.lr], ""
     if config.lr_grid:
         return list(LR_GRIDS[method]), f"lr grid {', '.join(f'{x:g}' for x in LR_GRIDS[method])} (the paper's)"
-    base_id = base_model_identity(config.base_model, config.base_model_id)
+    base_id = normalize_base_model(config.base_model, config.base_model_id)
     rate = calibrated_rate(base_id, method)
     if rate is not None:
         return [rate.lr], f"lr {rate.lr:g}: calibrated for {base_id} ({rate.evidence})"
@@ -547,90 +385,3 @@ def _tune_method(task: TaskData, train_enc: Encoded, val_enc: Encoded, pad_id: i
     return result
 
 
-def write_log(result: TuneResult, task: TaskData, config: TuneConfig) -> Path:
-    """Write ``train_log.json`` for one method."""
-    chosen = result.chosen
-    log = {
-        "method": result.method,
-        "dataset": task.describe(),
-        "base_model": config.base_model,
-        "base_model_id": base_model_identity(config.base_model, config.base_model_id),
-        "config": config.to_json(),
-        "method_config": chosen.settings,
-        "seeds": {"seed": config.seed, "init_seed": config.init_seed},
-        "device": str(resolve_device(config.device)),
-        "lr": chosen.lr,
-        "lr_grid": [r.lr for r in result.runs],
-        "metric": chosen.metric,
-        "early_epoch": config.early_epochs,
-        "best_epoch": chosen.best_epoch,
-        "best_metric": chosen.best_metric,
-        "early_metric": _metric_at(chosen, None),
-        "epochs": chosen.history,
-        "wall_s": chosen.wall_s,
-        "train_s": chosen.train_s,
-        "rows_per_s": round(chosen.rows_per_s, 2),
-        "runs": [
-            {"lr": r.lr, "best_epoch": r.best_epoch, "best_metric": r.best_metric, "wall_s": r.wall_s,
-             "train_s": r.train_s, "rows_per_s": round(r.rows_per_s, 2), "epochs": r.history}
-            for r in result.runs
-        ],
-        "total_wall_s": round(sum(r.wall_s for r in result.runs), 3),
-        "checkpoints": {"early": str(result.early_dir), "best": str(result.best_dir) if result.best_dir else None},
-        "cards": result.cards,
-        "notes": result.notes,
-        "versions": _versions(),
-    }
-    result.log_path.parent.mkdir(parents=True, exist_ok=True)
-    result.log_path.write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
-    return result.log_path
-
-
-def write_embedding_card(folder: Path, task: TaskData, config: TuneConfig, run: RunResult, kind: str) -> str | None:
-    """Embed the adapter in ``folder`` and write its embedding card there; a note instead when impossible."""
-    try:
-        from zoo_tupate import embed
-        from zoo_tupate.cardfile import write_card
-    except ImportError as exc:  # the core or card module not installed in this build
-        return f"{folder}: no embedding card written ({exc})"
-    meta = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("zoo_tupate", {})
-    reprs = ("raw", "delta") if run.method == "lora" else ("raw",)
-    base_id = base_model_identity(config.base_model, config.base_model_id)
-    try:
-        embeddings = [embed(folder, repr=r, base_model_id=base_id) for r in reprs]
-    except ZooError as exc:
-        return f"{folder}: no embedding card written ({exc})"
-    tuning = {k: meta.get(k) for k in ("epoch", "step", "train_size", "validation", *RECORDED_KEYS)}
-    for emb in embeddings:
-        emb.metadata.update(tuning)
-        emb.metadata["checkpoint_kind"] = kind
-        emb.metadata["dataset"] = task.display_name
-    name = task.display_name
-    hub_dataset = name == task.name
-    score = meta.get("validation", {}).get(run.metric)
-    extra: dict[str, Any] = {
-        "title": f"Task embedding: {name} ({run.method}, {kind} checkpoint)",
-        "description": (f"{run.method} tuned on {name} for {meta.get('epoch')} epoch(s) "
-                        f"(lr {run.lr:g}; validation {run.metric} {score})"),
-        "dataset": name, "checkpoint": {"epoch": meta.get("epoch"), "step": meta.get("step")},
-        "train_size": meta.get("train_size"), "checkpoint_kind": kind, "method_config": run.settings,
-        "seeds": {"seed": config.seed, "init_seed": config.init_seed},
-    }
-    if hub_dataset:
-        extra["datasets"] = [task.name.partition(":")[0]]
-    try:
-        write_card(folder, embeddings, extra=extra)
-    except ZooError as exc:
-        return f"{folder}: no embedding card written ({exc})"
-    return None
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import transformers
-
-    import zoo_tupate
-
-    return {"zoo_tupate": zoo_tupate.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__,
-            "python": platform.python_version()}

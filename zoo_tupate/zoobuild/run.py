@@ -101,7 +101,7 @@ def build(config: BuildConfig, items: list[Item], index: Index, executor: Execut
 def _job(config: BuildConfig, item: Item) -> Job:
     gpus = 0.0
     if config.device != "cpu":
-        from zoo_tupate.tuning.train import resolve_device
+        from zoo_tupate.tuning.device import resolve_device
 
         gpus = config.gpus_per_job if resolve_device(config.device).type == "cuda" else 0.0
     spec = TuneSpec(task=item.task, method=item.method, dataset=str(item.dataset), base_model=config.base_model,
