@@ -116,7 +116,7 @@ class _Floor:
     def __init__(self, index):
         # the index's own memory maps: the floor reads the same mapped pages (and adds none to the RSS)
         files = sorted((index.root / "shards").rglob("*.safetensors"))
-        self.maps = [index.shard_cache.get(f) for f in files]
+        self.maps = [index.shards.cache.get(f) for f in files]
         self.nbytes = sum(m.nbytes for m in self.maps)
 
     def run(self, vector: np.ndarray) -> float:

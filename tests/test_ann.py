@@ -138,9 +138,9 @@ def test_single_adds_merge_in_tiers(home: Path) -> None:
 
 
 def index_fanout() -> int:
-    from zoo_tupate import index as index_module
+    from zoo_tupate.shards import FANOUT
 
-    return index_module.FANOUT
+    return FANOUT
 
 
 def test_sketch_is_linear_so_centering_projects() -> None:

@@ -13,26 +13,25 @@ Adding writes one shard (fsync, rename) and then commits one journal line under 
 leaves at worst an unreferenced shard or a torn journal line, never a broken index. Readers need no lock;
 shards are immutable and memory-mapped. Small shards are merged in tiers (``FANOUT`` shards of one size
 class into one), so each vector is rewritten O(log n) times and an add never rewrites the index;
-``rebuild`` compacts everything and recovers a damaged manifest from the shards' own records. Computed
-embeddings are cached by content hash under ``<home>/cache/embeddings`` so re-adding known weights
+``rebuild`` compacts everything and recovers a damaged manifest from the shards' own records (the shard
+files, their lock, merges and recovery: :mod:`zoo_tupate.shards`). Computed embeddings are cached by
+content hash under ``<home>/cache/embeddings`` (:mod:`zoo_tupate.embedcache`) so re-adding known weights
 recomputes nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import hashlib
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
-from zoo_tupate.ann import ShardCache, shard_extras
+from zoo_tupate.ann import ShardCache
 from zoo_tupate.cardfile import is_card, read_card
+from zoo_tupate.embedcache import cached_embed
 from zoo_tupate.embedding import METHODS, REPRS, Embedding
 from zoo_tupate.errors import (
     CorruptCheckpoint,
@@ -49,24 +48,9 @@ from zoo_tupate.naming import default_name
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.safetext import escape_controls, has_controls
 from zoo_tupate.segments import SEGMENTS_KEY, segments_of
-from zoo_tupate.space import space_dirname
-from zoo_tupate.storage import (
-    json_default,
-    map_vectors,
-    read_bytes_tensor,
-    read_metadata,
-    write_tensor_parts,
-    write_vectors,
-)
+from zoo_tupate.shards import MAX_SHARD_ROWS, ShardStore
+from zoo_tupate.storage import map_vectors
 from zoo_tupate.weights import resolve_strictly
-
-#: Shards of one size class merged together once there are this many.
-FANOUT = 8
-#: Shards this large (bytes of vectors) are full: never merged again except by ``rebuild``.
-FULL_SHARD_BYTES = 32 * 1024 * 1024
-#: Most rows written to one shard (bulk adds and rebuild split larger batches).
-MAX_SHARD_ROWS = 4096
-LOCK_TIMEOUT_S = 120.0
 
 __all__ = ["MANIFEST_VERSION", "Entry", "Index", "Ranking", "Suggestion"]
 
@@ -80,14 +64,9 @@ class Index:
         self.cache = self.home / "cache" / "embeddings"
         self.manifest_path = self.root / "manifest.json"
         self.store = ManifestStore(self.root)
-        self.shard_cache = ShardCache()
-        self._written: set[str] = set()  # shards written under the current lock (dropped if it fails)
+        self.shards = ShardStore(self.root, self.store)
 
     # ----------------------------------------------------------------- reading
-    def _lock(self) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_S)
-
     def state(self) -> State:
         """The loaded manifest (cached; re-read only as far as it changed)."""
         return self.store.state()
@@ -126,19 +105,11 @@ class Index:
             spaces = sorted({e.space for e in entries})
             raise IncompatibleSpace(f"entries of {len(dims)} dimensions cannot be stacked (spaces "
                                     f"{', '.join(spaces[:3])}{', ...' if len(spaces) > 3 else ''}): ask per space")
-        out = np.empty((len(entries), entries[0].dim), np.float32)
-        by_shard: dict[str, list[tuple[int, int]]] = {}
-        for i, entry in enumerate(entries):
-            by_shard.setdefault(entry.shard, []).append((i, entry.row))
-        for shard, rows in by_shard.items():
-            try:
-                matrix = self.shard_cache.get(self.root / shard)
-            except FileNotFoundError:
-                # a concurrent writer merged this shard away after ``entries`` were listed: look them up again
-                return self.vectors(self._relocate(entries))
-            positions = [i for i, _ in rows]
-            out[positions] = matrix[[r for _, r in rows]]
-        return out
+        try:
+            return self.shards.read(entries, entries[0].dim)
+        except FileNotFoundError:
+            # a concurrent writer merged a shard away after ``entries`` were listed: look them up again
+            return self.vectors(self._relocate(entries))
 
     def _relocate(self, entries: list[Entry]) -> list[Entry]:
         """``entries`` as the current manifest places them (same name, space and content)."""
@@ -236,7 +207,7 @@ class Index:
                 raise CorruptCheckpoint(f"{emb.source or name}: embedding has non-finite values, not indexed")
         if not items:
             return []
-        with self._locked():
+        with self.shards.locked():
             state = self.state()
             stale = _stale_spaces(state, items, replace)
             result: list[Entry | None] = [None] * len(items)
@@ -271,13 +242,13 @@ class Index:
                                 if slot is not None:
                                     replaced.append(state.entry(slot))
                     replaced += [state.entry(state.slot[key]) for key in stale]
-                    self._tombstone(replaced)
+                    self.shards.tombstone(replaced)
                     self.store.commit({"put": encode_entries(put), "drop": [list(key) for key in stale]})
                 except BaseException:
-                    self._drop_uncommitted(written)
+                    self.shards.drop_uncommitted(written)
                     raise
                 for space in new:
-                    self._maybe_merge(space)
+                    self.shards.maybe_merge(space)
         if len(latest) < len(items):  # duplicates within the batch report the winner
             for j, (name, emb, _, _) in enumerate(items):
                 if result[j] is None:
@@ -286,12 +257,12 @@ class Index:
 
     def remove(self, name: str) -> list[Entry]:
         """Remove every entry of ``name``; returns what was removed."""
-        with self._locked():
+        with self.shards.locked():
             state = self.state()
             gone = [state.entry(s) for s in state.by_name().get(name, [])]
             if not gone:
                 raise EntryNotFound(f"no index entry named {name!r} in {self.root}")
-            self._tombstone(gone)
+            self.shards.tombstone(gone)
             self.store.commit({"drop": [[e.name, e.space] for e in gone]})
         return gone
 
@@ -312,7 +283,7 @@ class Index:
                 raise UnsupportedCheckpoint(f"{file}: expected a 1-D numeric vector, got shape {vector.shape}")
             embeddings.append((file, Embedding(
                 vector=vector.astype(np.float32), method=method, repr="raw", pooling="unknown",
-                space=space, base_model="unknown", sha256=_sha_bytes(vector.tobytes()), source=str(file),
+                space=space, base_model="unknown", sha256=hashlib.sha256(vector.tobytes()).hexdigest(), source=str(file),
                 metadata={"imported_from": str(file)})))
         dims = {e.dim for _, e in embeddings}
         if len(dims) > 1:
@@ -357,18 +328,18 @@ class Index:
                     raise
                 # a writer merged shards away since this process loaded the manifest: load it again
                 self.store.invalidate()
-                self.shard_cache = ShardCache()
+                self.shards.cache = ShardCache()
         raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------- maintenance
     def rebuild(self) -> dict[str, int]:
         """Compact all shards; recover a damaged manifest from the shards' records. Returns counts."""
-        with self._locked():
+        with self.shards.locked():
             try:
                 entries = self._load()
                 recovered = False
             except IndexError_:
-                entries = self._recover_from_shards()
+                entries = self.shards.recover()
                 recovered = True
             live, lost = [], 0
             for entry in entries:
@@ -380,7 +351,7 @@ class Index:
             by_space: dict[str, list[Entry]] = {}
             for entry in live:
                 by_space.setdefault(entry.space, []).append(entry)
-            compacted = [e for space, group in by_space.items() for e in self._merge(space, group)]
+            compacted = [e for space, group in by_space.items() for e in self.shards.merge(space, group)]
             state = State()
             for entry in compacted:
                 state.put(entry.to_json())
@@ -389,27 +360,15 @@ class Index:
                 generation = max(generation, self.store._generation + 1)
             self.store.checkpoint(state, generation)
             (self.root / "removed.jsonl").unlink(missing_ok=True)
-            removed_files = self._delete_unreferenced(compacted)
+            removed_files = self.shards.delete_unreferenced(compacted)
         return {"entries": len(compacted), "spaces": len(by_space), "lost": lost,
                 "recovered": int(recovered), "files_removed": removed_files}
 
     # ----------------------------------------------------------------- internals
-    def _locked(self):
-        lock = self._lock()
-        try:
-            lock.acquire()
-        except Timeout:
-            raise IndexError_(f"{self.root}: index is locked by another process (waited {LOCK_TIMEOUT_S:.0f} s)") from None
-        self._written = set()
-        return _Release(lock, self)
-
-    def _new_shard_name(self, space: str) -> str:
-        return f"shards/{space_dirname(space)}/{time.time_ns():x}-{uuid.uuid4().hex[:8]}.safetensors"
-
     def _write_shard(self, space: str, items: list[tuple[str, Embedding, str | None, dict[str, Any] | None]]
                      ) -> list[Entry]:
         """Write the embeddings of one space as one shard; returns their entries."""
-        shard = self._new_shard_name(space)
+        shard = self.shards.new_name(space)
         now = time.time()
         entries = []
         for row, (name, emb, source, metadata) in enumerate(items):
@@ -418,175 +377,16 @@ class Index:
                                  pooling=emb.pooling, dim=emb.dim, source=source or emb.source, sha256=emb.sha256,
                                  shard=shard, row=row, metadata=meta, added=now))
         matrix = np.stack([emb.vector for _, emb, _, _ in items]).astype(np.float32, copy=False)
-        self._write_shard_file(shard, space, matrix, entries)
+        self.shards.write(shard, space, matrix, entries)
         return entries
-
-    def _write_shard_file(self, shard: str, space: str, matrix: np.ndarray, entries: list[Entry]) -> None:
-        """One shard: vectors, their search extras, and the entries' records (JSON bytes in a ``records``
-        tensor, so opening a shard parses a small header; ``rebuild`` recovers entries from them)."""
-        records = json.dumps([e.to_json() for e in entries], default=json_default).encode()
-        tensors = {"vectors": [matrix], **{k: [v] for k, v in shard_extras(matrix).items()},
-                   "records": [np.frombuffer(records, np.uint8)]}
-        write_tensor_parts(self.root / shard, tensors, {"space": space, "records": "tensor"})
-        self._written.add(shard)
-
-    def _merge(self, space: str, group: list[Entry]) -> list[Entry]:
-        """Rewrite ``group`` (one space) into shards of at most MAX_SHARD_ROWS rows; returns the moved entries."""
-        if len({e.shard for e in group}) <= 1 and all(e.row == i for i, e in enumerate(group)):
-            if all(self._has_extras(e.shard) for e in group[:1]):
-                return group
-        moved: list[Entry] = []
-        for start in range(0, len(group), MAX_SHARD_ROWS):
-            chunk = group[start:start + MAX_SHARD_ROWS]
-            shard = self._new_shard_name(space)
-            matrix = self.vectors(chunk)
-            out = [Entry(**{**e.to_json(), "shard": shard, "row": i}) for i, e in enumerate(chunk)]
-            self._write_shard_file(shard, space, matrix, out)
-            moved.extend(out)
-        return moved
-
-    def _has_extras(self, shard: str) -> bool:
-        return self.shard_cache.get(self.root / shard, "sqnorm", required=False) is not None
-
-    def _maybe_merge(self, space: str) -> None:
-        """Merge FANOUT shards of one size class (by live rows) into one; repeat while a class is full."""
-        while True:
-            state = self.state()
-            rows_of: dict[str, list[int]] = {}
-            for slot in state.by_space().get(space, []):
-                rows_of.setdefault(state.shard(slot), []).append(slot)
-            dim = state.space_dim(space) or 1
-            tiers: dict[int, list[str]] = {}
-            for shard, slots in rows_of.items():
-                if len(slots) * dim * 4 >= FULL_SHARD_BYTES or len(slots) >= MAX_SHARD_ROWS:
-                    continue
-                tiers.setdefault(int(math.log(len(slots), FANOUT)), []).append(shard)
-            full = [shards for _, shards in sorted(tiers.items()) if len(shards) >= FANOUT]
-            if not full:
-                return
-            chosen = sorted(full[0])[:FANOUT]
-            group = [state.entry(s) for shard in chosen for s in sorted(rows_of[shard], key=state.cols["row"].__getitem__)]
-            moved = self._merge(space, group)
-            self.store.commit({"put": encode_entries([e.to_json() for e in moved])})
-            for shard in chosen:
-                self.shard_cache.forget(self.root / shard)
-                (self.root / shard).unlink(missing_ok=True)
-
-    def _drop_uncommitted(self, shards: set[str]) -> None:
-        """After a failed write under the lock, remove the shards it wrote that the index on disk does not
-        reference (no orphan left for ``rebuild``; a shard a landed commit references stays)."""
-        try:
-            self.store.invalidate()
-            state = self.state()
-            used = {state.shard(slot) for slot in state.slots()}
-        except (OSError, ZooError):
-            return  # cannot tell: leave them to ``rebuild``
-        for shard in shards - used:
-            self.shard_cache.forget(self.root / shard)
-            (self.root / shard).unlink(missing_ok=True)
-
-    def _tombstone(self, entries: list[Entry]) -> None:
-        if not entries:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "removed.jsonl", "a", encoding="utf-8") as handle:
-            for e in entries:
-                handle.write(json.dumps({"shard": e.shard, "row": e.row}) + "\n")
-
-    def _recover_from_shards(self) -> list[Entry]:
-        dead = set()
-        tomb = self.root / "removed.jsonl"
-        if tomb.exists():
-            for line in tomb.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                    dead.add((record["shard"], record["row"]))
-                except (ValueError, KeyError, TypeError):
-                    continue
-        latest: dict[tuple[str, str], Entry] = {}
-        for file in sorted((self.root / "shards").glob("*/*.safetensors")):
-            try:
-                records = shard_records(file)
-            except (ZooError, KeyError, OSError, ValueError):
-                continue
-            for record in records:
-                entry = Entry.from_json(record)
-                entry.shard = file.relative_to(self.root).as_posix()
-                if (entry.shard, entry.row) in dead:
-                    continue
-                key = (entry.name, entry.space)
-                if key not in latest or entry.added >= latest[key].added:
-                    latest[key] = entry
-        return list(latest.values())
-
-    def _delete_unreferenced(self, entries: list[Entry]) -> int:
-        used = {e.shard for e in entries}
-        count = 0
-        for file in (self.root / "shards").glob("*/*") if (self.root / "shards").exists() else []:
-            if file.relative_to(self.root).as_posix() not in used:
-                self.shard_cache.forget(file)
-                file.unlink(missing_ok=True)
-                count += 1
-        for tmp in self.root.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-        return count
 
     # ----------------------------------------------------------------- embedding cache
     def cached_embed(self, path: Path, repr_: str, pooling: str, include_heads: bool = False,
                      base_model_id: str | None = None, base_weights: Path | None = None) -> Embedding:
-        """:func:`zoo_tupate.embed` through the content-hash cache."""
-        from zoo_tupate.api import embed_checkpoint
-        from zoo_tupate.readers import open_checkpoint
-        from zoo_tupate.weights import sha256_files
-
-        ckpt = open_checkpoint(path)
-        sha = sha256_files([ckpt.weights])
-        key = _sha_bytes(json.dumps([repr_, pooling, include_heads, base_model_id,
-                                     str(base_weights or ""), _config_digest(ckpt.config)]).encode())[:16]
-        file = self.cache / sha[:2] / f"{sha}-{key}.safetensors"
-        if file.exists():
-            try:
-                meta = read_metadata(file)
-                vector = np.array(map_vectors(file, "vector"))
-                emb = Embedding(vector=vector, **{k: v for k, v in meta.items() if k != "dim"})
-                emb.source = str(ckpt.path)
-                return emb
-            except (ZooError, TypeError, OSError):
-                file.unlink(missing_ok=True)
-        emb = embed_checkpoint(ckpt, repr=repr_, pooling=pooling, include_heads=include_heads,
-                               base_model_id=base_model_id, base_weights=base_weights, sha256=sha)
-        # a cache entry needs no fsync: a torn one fails to parse and is recomputed
-        write_vectors(file, {"vector": emb.vector}, emb.to_json(), durable=False)
-        return emb
+        """:func:`zoo_tupate.embed` through the content-hash cache under ``<home>/cache/embeddings``."""
+        return cached_embed(self.cache, path, repr_, pooling, include_heads, base_model_id, base_weights)
 
 
-class _Release:
-    """Holds the writer lock for a ``with`` block; a block that fails drops the shards it wrote."""
-
-    def __init__(self, lock: FileLock, index: Index):
-        self.lock, self.index = lock, index
-
-    def __enter__(self) -> FileLock:
-        return self.lock
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        try:
-            if exc_type is not None and self.index._written:
-                self.index._drop_uncommitted(self.index._written)
-        finally:
-            self.index._written = set()
-            self.lock.release()
-
-
-def shard_records(file: Path) -> list[dict[str, Any]]:
-    """The entry records a shard was written with (``records`` tensor, or older shards' metadata)."""
-    meta = read_metadata(file)
-    if "entries" in meta:
-        return meta["entries"]
-    records = json.loads(read_bytes_tensor(file, "records"))
-    if not isinstance(records, list):
-        raise CorruptCheckpoint(f"{file}: shard records are not a list")
-    return records
 
 
 def _stale_spaces(state: State, items: list[tuple[str, Embedding, str | None, dict[str, Any] | None]],
@@ -631,14 +431,6 @@ def _entry_metadata(emb: Embedding) -> dict[str, Any]:
     return meta
 
 
-def _sha_bytes(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
-def _config_digest(config: dict[str, Any]) -> str:
-    return _sha_bytes(json.dumps(config, sort_keys=True, default=str).encode())[:16]
 
 
 def iter_spaces(entries: Iterable[Entry]) -> Iterator[tuple[str, list[Entry]]]:

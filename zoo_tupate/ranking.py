@@ -271,7 +271,7 @@ def _by_sha(state) -> dict[str, list[int]]:
 def _large_space(index: Index, state, slots: np.ndarray, views: list[ann.ShardView], keep: np.ndarray,
                  target: Embedding, top_k: int | None, center: bool, exact: bool) -> list[Suggestion]:
     """Rank a large space through the memory maps (see :mod:`zoo_tupate.ann`)."""
-    cache = index.shard_cache
+    cache = index.shards.cache
     for view in views:
         if not view.nrows:
             view.nrows = int(cache.get(view.path).shape[0])
