@@ -1,5 +1,5 @@
 """manifest: what one add cost with the old design (the whole JSON manifest, one object per entry, read,
-parsed and rewritten atomically per add) against the journaled manifest (``zoo_tupate.manifest``).
+parsed and rewritten atomically per add) against the journaled manifest (``zoo_tupate.journal``).
 
 Synthetic entries like BERT-base LoRA ones (same metadata as ``bench_index.py``); no vectors are written.
 """
@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
-    from zoo_tupate.manifest import ManifestStore, State, encode_entries
+    from zoo_tupate.journal import ManifestStore
+    from zoo_tupate.manifest import State, encode_entries
 
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-manifest-"))

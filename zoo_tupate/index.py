@@ -3,7 +3,7 @@
 Layout under ``<home>/index``::
 
     manifest.json + journal.<g>.jsonl   the live entries: a checkpoint plus committed changes (see
-                                        :mod:`zoo_tupate.manifest`); an add appends one line, never rewrites
+                                        :mod:`zoo_tupate.journal`); an add appends one line, never rewrites
     shards/<space>/<id>.safetensors     float32 ``vectors`` (n × dim), ``sqnorm``, ``total`` and (long vectors)
                                         ``sketch`` (see :mod:`zoo_tupate.ann`), plus the entries' records
     removed.jsonl                       tombstones (shard, row) so a recovery from shards never resurrects
@@ -43,7 +43,8 @@ from zoo_tupate.errors import (
     UnsupportedCheckpoint,
     ZooError,
 )
-from zoo_tupate.manifest import MANIFEST_VERSION, Entry, ManifestStore, State, encode_entries
+from zoo_tupate.journal import ManifestStore
+from zoo_tupate.manifest import MANIFEST_VERSION, Entry, State, encode_entries
 from zoo_tupate.naming import default_name
 from zoo_tupate.ranking import Ranking, Suggestion, rank
 from zoo_tupate.safetext import escape_controls, has_controls

@@ -21,7 +21,8 @@ from filelock import FileLock, Timeout
 
 from zoo_tupate.ann import ShardCache, shard_extras
 from zoo_tupate.errors import CorruptCheckpoint, IndexError_, ZooError
-from zoo_tupate.manifest import Entry, ManifestStore, encode_entries
+from zoo_tupate.journal import ManifestStore
+from zoo_tupate.manifest import Entry, encode_entries
 from zoo_tupate.space import space_dirname
 from zoo_tupate.storage import json_default, read_bytes_tensor, read_metadata, write_tensor_parts
 
