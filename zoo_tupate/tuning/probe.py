@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from zoo_tupate.errors import TuningError, ZooError
-from zoo_tupate.storage import atomic_write_json, read_json
+from zoo_tupate.storage import read_json
 from zoo_tupate.tuning.data import TaskData, load_task
 from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions, options_from_settings
 from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe, search_rates
+from zoo_tupate.tuning.throughput import measure_rate, rate_key, read_rates, write_rate
 
 PROBE_FILE = "probe.json"
-THROUGHPUT_FILE = "throughput.json"
 
 
 @dataclass
@@ -63,6 +63,11 @@ class ProbePlan:
     @property
     def init_seed(self) -> int:
         return int(self.recipe["init_seed"])
+
+    def method_options(self) -> MethodOptions:
+        """The method configuration as :class:`MethodOptions` (what ``build`` takes)."""
+        targets = self.options.get("lora_targets")
+        return MethodOptions(**{**self.options, "lora_targets": tuple(targets) if targets else None})
 
     def runs(self) -> int:
         """Training runs the probe takes (one per searched rate)."""
@@ -125,7 +130,7 @@ def plan_probes(
         return []
     tasks = tasks if tasks is not None else {}
     root = probe_root(index.home)
-    rates = _read_rates(root)
+    rates = read_rates(root)
     plans = []
     for group in groups:
         options = options_from_settings(group.method, group.settings)
@@ -137,7 +142,7 @@ def plan_probes(
         }
         key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
         folder = root / key
-        rate = rates.get(f"{base_id}|{group.method}|{_device_name(device)}", {})
+        rate = rates.get(rate_key(base_id, group.method, device), {})
         plans.append(ProbePlan(
             method=group.method, options=asdict(options), recipe=recipe, spaces=sorted(group.spaces),
             views=sorted(group.views), rows=len(task.train), key=key, folder=folder,
@@ -147,10 +152,11 @@ def plan_probes(
     for plan in plans:
         if plan.rows_per_s is None and measure and not plan.cached:
             task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
-            measured = _measure_rate(task, base_model, base_id, plan, device)
+            measured = measure_rate(task, base_model, base_id, plan.method, plan.method_options(), plan.recipe,
+                                    plan.lr, device)
             if measured:
                 plan.rows_per_s, plan.overhead_s = measured
-                _write_rate(root, f"{base_id}|{plan.method}|{_device_name(device)}", *measured)
+                write_rate(root, rate_key(base_id, plan.method, device), *measured)
         if plan.cached:
             plan.est_seconds = 0.0
         elif plan.rows_per_s:
@@ -238,7 +244,7 @@ def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, 
     from zoo_tupate.tuning.train import TuneConfig, tune
 
     plan.folder.parent.mkdir(parents=True, exist_ok=True)
-    options = MethodOptions(**{**plan.options, "lora_targets": _tuple(plan.options.get("lora_targets"))})
+    options = plan.method_options()
     recipe = plan.recipe
     with tempfile.TemporaryDirectory(prefix="probe-", dir=plan.folder.parent) as tmp:
         config = TuneConfig(
@@ -267,12 +273,7 @@ def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, 
     plan.rows_per_s = result.chosen.rows_per_s
     train_s = sum(r.train_s for r in result.runs)
     overhead = max(0.0, wall - train_s) / max(1, len(result.runs))
-    _write_rate(plan.folder.parent, f"{base_id}|{plan.method}|{_device_name(device)}", result.chosen.rows_per_s,
-                overhead)
-
-
-def _tuple(value: Any) -> tuple[str, ...] | None:
-    return tuple(value) if value else None
+    write_rate(plan.folder.parent, rate_key(base_id, plan.method, device), result.chosen.rows_per_s, overhead)
 
 
 def _groups(entries: list[Any], base_id: str, methods: list[str]) -> list[_Group]:
@@ -330,87 +331,6 @@ def _settings_from_peft(method: str, config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _device_name(device: str) -> str:
-    from zoo_tupate.tuning.device import resolve_device
-
-    try:
-        return resolve_device(device).type
-    except TuningError:
-        return device
-
-
 def _json_object(path: Path) -> dict[str, Any]:
     data = read_json(path)
     return data if isinstance(data, dict) else {}
-
-
-def _read_rates(root: Path) -> dict[str, dict[str, float]]:
-    """Measured ``{key: {"rows_per_s": r, "overhead_s": o}}`` (older files hold bare rows/s)."""
-    data = _json_object(root / THROUGHPUT_FILE)
-    out: dict[str, dict[str, float]] = {}
-    for key, value in data.items():
-        if isinstance(value, (int, float)) and value > 0:
-            out[key] = {"rows_per_s": float(value)}
-        elif isinstance(value, dict) and isinstance(value.get("rows_per_s"), (int, float)) and value["rows_per_s"] > 0:
-            out[key] = {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
-    return out
-
-
-def _write_rate(root: Path, key: str, rate: float, overhead_s: float | None = None) -> None:
-    if not rate or rate <= 0:
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    rates = _read_rates(root)
-    rates[key] = {"rows_per_s": round(float(rate), 2)}
-    if overhead_s is not None:
-        rates[key]["overhead_s"] = round(float(overhead_s), 2)
-    atomic_write_json(root / THROUGHPUT_FILE, rates)
-
-
-def _measure_rate(task: TaskData, base_model: str, base_id: str, plan: ProbePlan, device: str,
-                  steps: int = 2) -> tuple[float, float] | None:
-    """(rows per second of a few training steps, the first not counted; seconds of everything else a probe
-    does: model load, tokenisation, and evaluation estimated at three times the training rate)."""
-    import torch
-
-    from zoo_tupate.tuning.device import resolve_device
-    from zoo_tupate.tuning.encoding import collate, encode, load_tokenizer
-    from zoo_tupate.tuning.methods import build
-    from zoo_tupate.tuning.scoring import loss_fn
-
-    recipe = plan.recipe
-    started = time.perf_counter()
-    try:
-        tokenizer = load_tokenizer(base_model)
-        options = MethodOptions(**{**plan.options, "lora_targets": _tuple(plan.options.get("lora_targets"))})
-        tunable = build(plan.method, base_model, task.num_labels, task.problem, base_id, plan.init_seed, options)
-    except ZooError:
-        return None
-    dev = resolve_device(device)
-    model = tunable.model.to(dev).train()
-    load_s = time.perf_counter() - started
-    started = time.perf_counter()
-    enc = encode(tokenizer, task.train, task.problem, recipe["max_length"])
-    encode(tokenizer, task.validation, task.problem, recipe["max_length"])
-    tokenize_s = time.perf_counter() - started
-    params = [p for _, p in tunable.trainable()]
-    optimizer = torch.optim.AdamW(params, lr=plan.lr or search_rates(plan.method)[0])
-    pad_id = tokenizer.pad_token_id or 0
-    batch_size = recipe["batch_size"]
-    rows, elapsed = 0, 0.0
-    for step in range(steps + 1):
-        index = [(step * batch_size + i) % len(enc) for i in range(min(batch_size, len(enc)))]
-        batch = {k: v.to(dev) for k, v in collate(enc, index, pad_id).items()}
-        started = time.perf_counter()
-        loss = loss_fn(model(**batch).logits, enc.labels[index].to(dev), task.problem)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step:
-            elapsed += time.perf_counter() - started
-            rows += len(index)
-    if elapsed <= 0:
-        return None
-    rate = rows / elapsed
-    eval_s = len(task.validation) * plan.epochs / (3 * rate)
-    return round(rate, 2), round(load_s + tokenize_s + eval_s, 2)
