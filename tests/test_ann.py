@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_tupate import Index, ann, manifest
+from zoo_tupate import Index, ann, journal
 from zoo_tupate.embedding import Embedding
 
 SPACE = "synthetic/lora/raw/layer-mean/00000000"
@@ -109,7 +109,7 @@ def test_torn_journal_tail_is_not_committed_and_is_cut_by_the_next_writer(home: 
 
 
 def test_checkpoints_fold_the_journal_and_keep_every_entry(home: Path, monkeypatch) -> None:
-    monkeypatch.setattr(manifest, "JOURNAL_MIN_BYTES", 2000)
+    monkeypatch.setattr(journal, "JOURNAL_MIN_BYTES", 2000)
     index = Index(home)
     vectors = _zoo(40, seed=8)
     for i, vector in enumerate(vectors):

@@ -35,8 +35,9 @@ def zip_bomb(nbytes: int) -> bytes:
     """A torch-zip-shaped file whose ``data.pkl`` is a list bomb."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", list_bomb(nbytes))
-        archive.writestr("archive/version", "3\n")
+        fixed = (1980, 1, 1, 0, 0, 0)  # no wall-clock time in the bytes: the generator stays reproducible
+        archive.writestr(zipfile.ZipInfo("archive/data.pkl", fixed), list_bomb(nbytes))
+        archive.writestr(zipfile.ZipInfo("archive/version", fixed), "3\n")
     return buffer.getvalue()
 
 
