@@ -159,9 +159,10 @@ class TransferConfig:
         data["probe_methods"] = list(self.probe_methods)
         data["offshelf_methods"] = list(self.offshelf_methods)
         data.pop("gpus_per_job")  # how the jobs were scheduled, like the executor: not in the result file
-        data["targets"] = list(self.targets)
-        if not self.targets:
-            data.pop("targets")  # all tasks: as before the option
+        if self.targets:
+            data["targets"] = list(self.targets)
+        else:
+            data.pop("targets")  # all tasks: result files read as before the option
         return data
 
 
