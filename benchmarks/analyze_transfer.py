@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo_tupate.bench.evaluate import (
+from zoo_tupate.ranking.evaluate import (
     METRICS,
     bootstrap_ci,
     evaluate,

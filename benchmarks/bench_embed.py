@@ -87,7 +87,7 @@ with open("/proc/self/clear_refs", "w") as handle:  # resets VmHWM (peak RSS) to
 out_bytes = 0
 if what == "walk":  # calibration: touch 64 KiB of the mapping, drop it, repeat (the kernel's accounting floor)
     import numpy as np
-    from zoo_tupate.weights import mapped_file
+    from zoo_tupate.formats.weights import mapped_file
 
     mapped = mapped_file(folder / "adapter_model.safetensors")
     data = np.frombuffer(mapped.map, np.uint8)

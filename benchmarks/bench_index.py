@@ -29,7 +29,7 @@ BATCH = 4096
 
 
 def _emb(vector: np.ndarray, sha: str, source: str):
-    from zoo_tupate.embedding import Embedding
+    from zoo_tupate.embedding.vectors import Embedding
 
     return Embedding(vector=np.asarray(vector, dtype=np.float32), method="lora", repr="raw", pooling="layer-mean", space=SPACE,
                      base_model="bert-base-uncased", layers=list(range(12)), sha256=sha, source=source,
@@ -88,7 +88,7 @@ def cmd_open(home: Path) -> dict:
 def cmd_query(home: Path, dim: int, mode: str, queries: int, warm: bool) -> dict:
     """``warm``: one process, the first query discarded; else one query (this process is the cold start)."""
     t0 = time.perf_counter()
-    from zoo_tupate import Index
+    from zoo_tupate import Index, suggest
 
     index = Index(home)
     times, tops, floors = [], [], []
@@ -96,7 +96,7 @@ def cmd_query(home: Path, dim: int, mode: str, queries: int, warm: bool) -> dict
     for q in range(queries if warm else 1):
         target = _emb(synthetic_target(q, dim), f"ee{q:062x}", f"target/{q}")
         start = time.perf_counter()
-        ranking = index.suggest([target], top_k=5, exact=(mode == "exact"))
+        ranking = suggest(index, [target], top_k=5, exact=(mode == "exact"))
         times.append(time.perf_counter() - start)
         tops.append([r.name for r in ranking])
         if floor is not None:  # interleaved with the queries: same machine state

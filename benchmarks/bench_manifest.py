@@ -1,5 +1,5 @@
 """manifest: what one add cost with the old design (the whole JSON manifest, one object per entry, read,
-parsed and rewritten atomically per add) against the journaled manifest (``zoo_tupate.journal``).
+parsed and rewritten atomically per add) against the journaled manifest (``zoo_tupate.store.journal``).
 
 Synthetic entries like BERT-base LoRA ones (same metadata as ``bench_index.py``); no vectors are written.
 """
@@ -32,8 +32,8 @@ def _entry(i: int) -> dict:
 
 def legacy_add(path: Path, new: dict) -> None:
     """The old per-add work: load every entry, add one, rewrite the whole manifest atomically."""
-    from zoo_tupate.manifest import Entry
-    from zoo_tupate.storage import atomic_write_json
+    from zoo_tupate.core.storage import atomic_write_json
+    from zoo_tupate.store.manifest import Entry
 
     data = json.loads(path.read_text(encoding="utf-8"))
     entries = [Entry.from_json(e) for e in data["entries"]]
@@ -48,8 +48,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
-    from zoo_tupate.journal import ManifestStore
-    from zoo_tupate.manifest import State, encode_entries
+    from zoo_tupate.store.journal import ManifestStore
+    from zoo_tupate.store.manifest import State, encode_entries
 
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="zt-bench-manifest-"))

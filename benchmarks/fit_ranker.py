@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo_tupate.ranker.loo import LOO_NAME, evaluate_loo, full_fit, gain_report, loo_gains
-from zoo_tupate.ranker.signals import MATRIX_PREDICTIONS, SIGNALS
+from zoo_tupate.ranking.ranker.loo import LOO_NAME, evaluate_loo, full_fit, gain_report, loo_gains
+from zoo_tupate.ranking.ranker.signals import MATRIX_PREDICTIONS, SIGNALS
 
 DEFAULT = MATRIX_PREDICTIONS["lora"]
 COMPARE = [DEFAULT, "tupate/lora/delta/layer-mean/best/cos", MATRIX_PREDICTIONS["prefix"], "datasize", "random"]

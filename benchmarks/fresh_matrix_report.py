@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from zoo_tupate.bench.evaluate import METRICS, expected_random, predicted_order, target_metrics
-from zoo_tupate.ranker import PACKAGED_NAME, packaged_predictions
-from zoo_tupate.ranker.combined import packaged
-from zoo_tupate.ranker.gain import GainModel
-from zoo_tupate.ranker.loo import gain_pairs, gain_report
-from zoo_tupate.ranker.signals import MATRIX_PREDICTIONS
+from zoo_tupate.ranking.evaluate import METRICS, expected_random, predicted_order, target_metrics
+from zoo_tupate.ranking.ranker import PACKAGED_NAME, packaged_predictions
+from zoo_tupate.ranking.ranker.combined import packaged
+from zoo_tupate.ranking.ranker.gain import GainModel
+from zoo_tupate.ranking.ranker.loo import gain_pairs, gain_report
+from zoo_tupate.ranking.ranker.signals import MATRIX_PREDICTIONS
 
 DEFAULT = MATRIX_PREDICTIONS["lora"]
 OFFSHELF = DEFAULT.replace("tupate/", "offshelf/", 1)

@@ -35,7 +35,7 @@ def _first(*paths: Path | None) -> Path | None:
 
 def _minilm(arg: Path | None) -> Path | None:
     try:
-        from zoo_tupate.models import packaged
+        from zoo_tupate.core.models import packaged
 
         model = packaged("sentence-transformers/all-MiniLM-L6-v2")
         installed = model.folder() if model else None
@@ -62,8 +62,9 @@ def throughput(model: Path, data: Path, device: str, rows: int, quick: bool, pea
     """Rows/s and share of peak per (method, batch size, bucketing)."""
     import torch
 
+    from zoo_tupate.tuning.config import TuneConfig
     from zoo_tupate.tuning.encoding import encode, load_tokenizer
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.train import tune
 
     params = sum(p.numel() for p in __import__("transformers").AutoModel.from_pretrained(model).parameters())
     out = []

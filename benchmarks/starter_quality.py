@@ -22,10 +22,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo_tupate.bench.evaluate import METRICS, bootstrap_ci, evaluate  # noqa: E402
-from zoo_tupate.cardfile import read_card, read_document  # noqa: E402
-from zoo_tupate.defaults import ensemble_weight  # noqa: E402
-from zoo_tupate.starter import STARTER_TASKS, starter_cards  # noqa: E402
+from zoo_tupate.cards.cardfile import read_card, read_document  # noqa: E402
+from zoo_tupate.ranking.defaults import ensemble_weight  # noqa: E402
+from zoo_tupate.ranking.evaluate import METRICS, bootstrap_ci, evaluate  # noqa: E402
+from zoo_tupate.store.starter import STARTER_TASKS, starter_cards  # noqa: E402
 
 #: The rankings a user gets: suggest's default per method, and --ensemble.
 VIEWS = {"starter/lora-delta": ("lora", "delta"), "starter/prefix": ("prefix", "raw"),

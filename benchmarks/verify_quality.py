@@ -6,7 +6,7 @@ exactly as ``suggest --target ../shared/data/cr/<task> --base-model sentence-tra
 own starter card out; the top K sources are then verified (a proxy transfer from each source's shipped LoRA
 adapter with the probe's recipe, re-ranked by the measured gain). Regret@1 of the top pick before and after,
 and Regret@3 of the similarity ranking (the best verify can reach with K = 3), are scored against the
-measured 5-seed matrix with :func:`zoo_tupate.bench.evaluate.target_metrics`.
+measured 5-seed matrix with :func:`zoo_tupate.ranking.evaluate.target_metrics`.
 
 Resumable: probes and proxy transfers are cached under ``--home`` (a rerun recomputes only what is missing),
 and the output is rewritten after each target.
@@ -28,11 +28,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo_tupate.bench.evaluate import bootstrap_ci, measured_scores, target_metrics  # noqa: E402
-from zoo_tupate.starter import STARTER_HUB_ID, STARTER_TASKS  # noqa: E402
-from zoo_tupate.targets import resolve_target  # noqa: E402
-from zoo_tupate.verify import verify_ranking  # noqa: E402
-from zoo_tupate.zoo import Zoo  # noqa: E402
+from zoo_tupate.answer.targets import resolve_target  # noqa: E402
+from zoo_tupate.answer.verify import verify_ranking  # noqa: E402
+from zoo_tupate.ranking.evaluate import bootstrap_ci, measured_scores, target_metrics  # noqa: E402
+from zoo_tupate.ranking.zoo import Zoo  # noqa: E402
+from zoo_tupate.store.starter import STARTER_HUB_ID, STARTER_TASKS  # noqa: E402
 
 TASK_OF = {v: k for k, v in STARTER_TASKS.items()}
 

@@ -30,10 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo_tupate.cardfile import read_card, write_card  # noqa: E402
-from zoo_tupate.starter import ADAPTER_DIR, STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
+from zoo_tupate.cards.cardfile import read_card, write_card  # noqa: E402
+from zoo_tupate.store.starter import ADAPTER_DIR, STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
+from zoo_tupate.tuning.config import TuneConfig  # noqa: E402
 from zoo_tupate.tuning.recipes import default_recipe  # noqa: E402
-from zoo_tupate.tuning.train import TuneConfig, tune  # noqa: E402
+from zoo_tupate.tuning.train import tune  # noqa: E402
 
 METHODS = ("lora", "prefix")
 
@@ -82,8 +83,8 @@ def recard_task(task: str, work: Path, out: Path) -> dict:
     import numpy as np
 
     from zoo_tupate.api import embed
-    from zoo_tupate.cardfile import README_NAME, WEIGHTS_NAME, read_document
-    from zoo_tupate.segments import SEGMENTS_KEY
+    from zoo_tupate.cards.cardfile import README_NAME, WEIGHTS_NAME, read_document
+    from zoo_tupate.embedding.segments import SEGMENTS_KEY
 
     folder = out / task_folder(STARTER_TASKS[task])
     document = read_document(folder)

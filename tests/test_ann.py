@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_tupate import Index, ann, journal
-from zoo_tupate.embedding import Embedding
+from zoo_tupate import Index, suggest
+from zoo_tupate.embedding.vectors import Embedding
+from zoo_tupate.store import ann, journal
 
 SPACE = "synthetic/lora/raw/layer-mean/00000000"
 DIM = 2048
@@ -53,10 +54,10 @@ def test_sketch_search_agrees_with_exact_scan(home: Path, center: bool) -> None:
         target = _emb(matrix[rng.integers(n)] + rng.standard_normal(DIM).astype(np.float32), 10_000 + q)
         reference = _reference(matrix, target.vector, center)
         truth = [f"task-{i:05d}" for i in np.argsort(-reference)[:5]]
-        exact = index.suggest([target], top_k=5, center=center, exact=True)
+        exact = suggest(index, [target], top_k=5, center=center, exact=True)
         assert [r.name for r in exact] == truth
         np.testing.assert_allclose([r.score for r in exact], np.sort(reference)[::-1][:5], rtol=1e-5)
-        approx = index.suggest([target], top_k=5, center=center)
+        approx = suggest(index, [target], top_k=5, center=center)
         hits += len({r.name for r in approx} & set(truth))
         total += 5
     assert hits / total >= 0.95
@@ -68,9 +69,9 @@ def test_large_space_excludes_target_and_named_entries(home: Path) -> None:
     _bulk(index, matrix)
     target = _emb(matrix[42], 42)  # same weights as task-00042
     for exact in (False, True):
-        names = [r.name for r in index.suggest([target], top_k=3, exact=exact, exclude={"task-00007"})]
+        names = [r.name for r in suggest(index, [target], top_k=3, exact=exact, exclude={"task-00007"})]
         assert "task-00042" not in names and "task-00007" not in names and len(names) == 3
-    everything = index.suggest([target], top_k=None)
+    everything = suggest(index, [target], top_k=None)
     assert len(everything) == 2499
 
 
@@ -138,7 +139,7 @@ def test_single_adds_merge_in_tiers(home: Path) -> None:
 
 
 def index_fanout() -> int:
-    from zoo_tupate.shards import FANOUT
+    from zoo_tupate.store.shards import FANOUT
 
     return FANOUT
 
@@ -168,11 +169,11 @@ def test_shards_without_the_current_sketch_are_resketched(home: Path, monkeypatc
     index = Index(home)
     _bulk(index, matrix)
     target = _emb(matrix[5] + 0.1, 77)
-    expected = [r.name for r in index.suggest([target], top_k=5, exact=True)]
+    expected = [r.name for r in suggest(index, [target], top_k=5, exact=True)]
     # a projection changed since the shards were written: their stored sketches must not be used
     monkeypatch.setattr(ann, "SKETCH_TENSOR", "sketch.v999")
     monkeypatch.setattr(ann, "SKETCH_SQ_TENSOR", "sketch_sq.v999")
-    assert [r.name for r in Index(home).suggest([target], top_k=5)] == expected
+    assert [r.name for r in suggest(Index(home), [target], top_k=5)] == expected
 
 
 def test_bulk_add_later_item_wins_and_unchanged_items_write_nothing(home: Path) -> None:

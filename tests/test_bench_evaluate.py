@@ -9,7 +9,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from zoo_tupate.bench.evaluate import bootstrap_ci, evaluate, expected_random, target_metrics
+from zoo_tupate.ranking.evaluate import bootstrap_ci, evaluate, expected_random, target_metrics
 
 
 def _doc() -> dict:

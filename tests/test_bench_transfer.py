@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from tuning_helpers import tiny_bert, toy_rows, write_jsonl
 
 from zoo_tupate.bench import transfer as transfer_mod
-from zoo_tupate.bench.transfer import TARGET_ONLY, TransferConfig, pair_path
+from zoo_tupate.bench.config import TARGET_ONLY, TransferConfig
+from zoo_tupate.bench.layout import pair_path
 
 
 def _tasks(root: Path) -> Path:
@@ -118,7 +119,7 @@ def test_resume_after_interruption_recomputes_nothing_finished(setup, tmp_path, 
 def test_adapter_protocol_carries_only_the_lora_weights_to_the_target(setup, tmp_path):
     import torch
 
-    from zoo_tupate.bench.transfer import model_path
+    from zoo_tupate.bench.layout import model_path
 
     tasks, model = setup
     config = _config(tasks, model, tmp_path / "cache")
@@ -181,7 +182,7 @@ def test_calibrate_chooses_a_rate_and_the_run_at_that_rate_reuses_its_runs(setup
 
 
 def test_a_failing_job_in_a_worker_is_reported_and_the_others_still_finish(setup, tmp_path):
-    from zoo_tupate.errors import TuningError
+    from zoo_tupate.core.errors import TuningError
 
     tasks, model = setup
     (tasks / "broken").mkdir()
@@ -214,8 +215,8 @@ def test_probe_learning_rates_are_used_and_name_their_own_cache(setup, tmp_path)
 
 
 def test_a_data_seed_samples_other_rows_and_names_its_own_caches(setup, tmp_path):
+    from zoo_tupate.bench.config import TaskSet
     from zoo_tupate.bench.predict import probe_folder
-    from zoo_tupate.bench.transfer import TaskSet
 
     tasks, model = setup
     old = _config(tasks, model, tmp_path / "cache")

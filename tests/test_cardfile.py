@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from zoo_tupate.cardfile import (
+from zoo_tupate.cards.cardfile import (
     METADATA_KEY,
     README_NAME,
     WEIGHTS_NAME,
@@ -23,8 +23,13 @@ from zoo_tupate.cardfile import (
     render_readme,
     write_card,
 )
-from zoo_tupate.embedding import Embedding
-from zoo_tupate.errors import CorruptCheckpoint, DegenerateAdapter, IncompatibleSpace, UnsupportedCheckpoint
+from zoo_tupate.core.errors import (
+    CorruptCheckpoint,
+    DegenerateAdapter,
+    IncompatibleSpace,
+    UnsupportedCheckpoint,
+)
+from zoo_tupate.embedding.vectors import Embedding
 
 LORA_SPACE = "bert-base-uncased/lora/raw/layer-mean/3fa2c1d0"
 BITFIT_SPACE = "FacebookAI/roberta-base/bitfit/raw/flatten/00aa11bb"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zoo_tupate.catalog import (
+from zoo_tupate.cards.catalog import (
     adapter_repos,
     classify_pattern,
     load_catalog,
     match,
     resolve_alias,
 )
-from zoo_tupate.errors import CatalogError
+from zoo_tupate.core.errors import CatalogError
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = REPO / "zoo_tupate" / "cards"

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from conftest import SHARED, tiny_bert
 from test_ranker_layout import _lora
 
-from zoo_tupate import Index, Zoo
+from zoo_tupate import Index, Zoo, suggest
 from zoo_tupate.api import embed
-from zoo_tupate.cardfile import read_card, write_card
+from zoo_tupate.cards.cardfile import read_card, write_card
 from zoo_tupate.cli import main
-from zoo_tupate.errors import IncompatibleSpace
-from zoo_tupate.ranker.layout import shared_cosine
+from zoo_tupate.core.errors import IncompatibleSpace
+from zoo_tupate.embedding.segments import layout_segments, short_modules
+from zoo_tupate.ranking.ranker.layout import shared_cosine
 from zoo_tupate.readers import read_tuned
-from zoo_tupate.segments import layout_segments, short_modules
 
 QV = ["attention.self.query", "attention.self.value"]
 BIASES = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -58,7 +58,7 @@ def test_other_lora_layouts_are_scored_on_shared_modules_equal_to_pairwise(tmp_p
     index.add(zoo["qkv"], name="qkv")
     index.add(zoo["kqv8"], name="kqv8")
     assert index.get("qkv")[0].metadata["segments"]  # recorded with the entry
-    ranking = index.suggest(_targets(zoo["qv"]), top_k=5)
+    ranking = suggest(index, _targets(zoo["qv"]), top_k=5)
     rows = {row.name: row for row in ranking}
     assert set(rows) == {"qkv", "kqv8"}
     assert all(r.cross_layout and r.modules == QV and r.repr == "delta" for r in rows.values())
@@ -78,16 +78,16 @@ def test_same_space_rankings_are_unchanged_and_always_adds_other_layouts(tmp_pat
     for name in ("qkv", "kqv8", "qv8"):
         index.add(zoo[name], name=name)
     targets = _targets(zoo["qv"])
-    default = index.suggest(targets, top_k=5)
-    never = index.suggest(targets, top_k=5, cross_layout="never")
+    default = suggest(index, targets, top_k=5)
+    never = suggest(index, targets, top_k=5, cross_layout="never")
     assert [r.to_json() for r in default] == [r.to_json() for r in never]  # own space has a candidate
     assert [r.name for r in default] == ["qv8"] and not default[0].cross_layout and default[0].modules == []
-    both = index.suggest(targets, top_k=5, cross_layout="always")
+    both = suggest(index, targets, top_k=5, cross_layout="always")
     assert [(r.name, r.cross_layout) for r in both][0] == ("qv8", False)
     assert {r.name for r in both if r.cross_layout} == {"qkv", "kqv8"}
     assert both[0].score == pytest.approx(default[0].score)
     with pytest.raises(ValueError, match="cross_layout"):
-        index.suggest(targets, cross_layout="sometimes")
+        suggest(index, targets, cross_layout="sometimes")
 
 
 def test_cli_rows_name_the_modules_in_json_and_in_an_80_column_table(tmp_path: Path, zoo) -> None:
@@ -131,7 +131,7 @@ def test_bitfit_bias_subsets_are_scored_on_shared_biases(tmp_path: Path) -> None
     index = Index(tmp_path / "home")
     index.add(full, name="full")
     index.add(other, name="other")
-    ranking = index.suggest([embed(subset)], top_k=5)
+    ranking = suggest(index, [embed(subset)], top_k=5)
     rows = {row.name: row for row in ranking}
     assert set(rows) == {"full", "other"} and all(r.cross_layout and r.repr == "raw" for r in rows.values())
     assert rows["full"].modules == ["attention.self.query.beft_bias", "attention.self.value.beft_bias"]
@@ -150,14 +150,14 @@ def test_entries_without_segments_get_a_note_not_a_crash(tmp_path: Path, zoo) ->
     index.add_embeddings("old", [old])
     assert "segments" not in index.get("old")[0].metadata
     with pytest.raises(IncompatibleSpace, match="record no segment layout"):
-        index.suggest(_targets(zoo["qv"]))
+        suggest(index, _targets(zoo["qv"]))
     index.add(zoo["kqv8"], name="kqv8")
-    ranking = index.suggest(_targets(zoo["qv"]))
+    ranking = suggest(index, _targets(zoo["qv"]))
     assert [r.name for r in ranking] == ["kqv8"]
     assert sum("record no segment layout" in n for n in ranking.notes) == 1
     index.add(zoo["qkv"], name="old")  # the same weights added again: the entry gains its segments
     assert index.get("old")[0].metadata["segments"]
-    again = index.suggest(_targets(zoo["qv"]))
+    again = suggest(index, _targets(zoo["qv"]))
     assert {r.name for r in again} == {"kqv8", "old"} and not any("segment layout" in n for n in again.notes)
 
 
@@ -171,11 +171,11 @@ def test_cards_carry_segments_and_old_cards_derive_them_from_their_layout(tmp_pa
     index = Index(tmp_path / "home")
     index.add(old_card, name="kqv8")
     assert index.get("kqv8")[0].metadata["segments"] == read_card(card)[0].metadata["segments"]
-    assert index.suggest(_targets(zoo["qv"]))[0].modules == QV
+    assert suggest(index, _targets(zoo["qv"]))[0].modules == QV
 
 
 def test_starter_cards_record_segments() -> None:
-    from zoo_tupate.starter import starter_cards
+    from zoo_tupate.store.starter import starter_cards
 
     cards = starter_cards()
     if not cards:
@@ -192,7 +192,7 @@ def test_real_distilbert_adapters_of_other_modules_compare_on_q_and_v(tmp_path: 
         pytest.skip("../shared/adapters is absent")
     index = Index(tmp_path / "home")
     index.add(qkvo, name="mediabias")
-    ranking = index.suggest(_targets(imdb))
+    ranking = suggest(index, _targets(imdb))
     assert len(ranking) == 1
     row = ranking[0]
     assert row.cross_layout and row.modules == ["attention.q_lin", "attention.v_lin"]
@@ -218,7 +218,7 @@ def _minilm_lora(folder: Path, modules: list[str], seed: int) -> Path:
 
 
 def test_the_zoo_decides_over_both_layers_and_scores_the_starter_on_shared_modules(tmp_path: Path) -> None:
-    from zoo_tupate.starter import starter_cards
+    from zoo_tupate.store.starter import starter_cards
 
     if not starter_cards():
         pytest.skip("no starter zoo packaged")
@@ -241,12 +241,12 @@ def test_the_zoo_decides_over_both_layers_and_scores_the_starter_on_shared_modul
 
 
 def test_large_sibling_spaces_are_read_in_chunks_with_the_same_scores(tmp_path: Path, zoo, monkeypatch) -> None:
-    import zoo_tupate.crossrank as crossrank
+    import zoo_tupate.ranking.crosslayout as crossrank
 
     index = Index(tmp_path / "home")
     index.add(zoo["qkv"], name="qkv")
     index.add(zoo["kqv8"], name="kqv8")
-    whole = {r.name: r.score for r in index.suggest(_targets(zoo["qv"]), center=True)}
+    whole = {r.name: r.score for r in suggest(index, _targets(zoo["qv"]), center=True)}
     monkeypatch.setattr(crossrank, "CHUNK_VALUES", 1)  # one row at a time
-    chunked = {r.name: r.score for r in index.suggest(_targets(zoo["qv"]), center=True)}
+    chunked = {r.name: r.score for r in suggest(index, _targets(zoo["qv"]), center=True)}
     assert chunked == pytest.approx(whole, abs=1e-9) and len(whole) == 2

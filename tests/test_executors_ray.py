@@ -33,8 +33,8 @@ def local_ray():
 def test_a_job_whose_worker_dies_is_retried_and_a_failing_job_is_not(local_ray, tmp_path: Path) -> None:
     from ray_jobs import boom, die_once
 
-    from zoo_tupate.executors import Job
-    from zoo_tupate.executors.ray import RayExecutor
+    from zoo_tupate.zoobuild.executors import Job
+    from zoo_tupate.zoobuild.executors.ray import RayExecutor
 
     died, failed = tmp_path / "died", tmp_path / "failed"
     outcomes = RayExecutor().run([Job(die_once, (str(died),), label="dies once"),
@@ -63,7 +63,7 @@ def _kill_first_tune_worker(found: list[int], stop: threading.Event) -> None:
 
 def test_zoo_build_on_ray_survives_a_worker_killed_mid_job_and_pushes(local_ray, hub_server, tmp_path: Path) -> None:
     from zoo_tupate.cli import main
-    from zoo_tupate.index import Index
+    from zoo_tupate.store.index import Index
 
     for task in ("rte", "mrpc"):
         toy_dataset(tmp_path / "data" / task, n_train=32, n_val=8, pair=True)

@@ -16,7 +16,7 @@ from hub_server import HubServer
 
 from zoo_tupate.cli import main
 from zoo_tupate.hub import publish_card, pull
-from zoo_tupate.index import Index
+from zoo_tupate.store.index import Index
 
 
 def run(home: Path, *args: str):

@@ -12,8 +12,8 @@ from hub_server import HubServer
 from huggingface_hub import ModelCard
 
 from zoo_tupate import Index, embed
-from zoo_tupate.cardfile import read_card
-from zoo_tupate.errors import HubError
+from zoo_tupate.cards.cardfile import read_card
+from zoo_tupate.core.errors import HubError
 from zoo_tupate.hub import publish_card, pull, push
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import make_checkpoint, tiny_bert
 
-from zoo_tupate import Index, embed
-from zoo_tupate.errors import DegenerateAdapter, EmptyZoo, EntryNotFound, IncompatibleSpace, IndexError_
+from zoo_tupate import Index, embed, suggest
+from zoo_tupate.core.errors import DegenerateAdapter, EmptyZoo, EntryNotFound, IncompatibleSpace, IndexError_
 
 
 def test_add_list_remove_and_cache(tmp_path: Path, home: Path) -> None:
@@ -71,10 +71,10 @@ def test_import_release_vectors_and_center(shared_dir: Path, home: Path) -> None
     entries = index.import_vectors(shared_dir / "embeddings" / "tupate-release", "tupate-release")
     assert len(entries) == 20 and {e.dim for e in entries} == {1024}
     target = index.embedding_of(index.get("duorc_p")[0])
-    raw = index.suggest([target], exclude={"duorc_p"}, top_k=None)
+    raw = suggest(index, [target], exclude={"duorc_p"}, top_k=None)
     assert "duorc_p" not in [r.name for r in raw]
     assert min(r.score for r in raw) > 0.9  # raw cosines of the released vectors are all near 1
-    centered = index.suggest([target], exclude={"duorc_p"}, top_k=3, center=True)
+    centered = suggest(index, [target], exclude={"duorc_p"}, top_k=3, center=True)
     assert centered[0].name == "duorc_s"
     assert centered[0].score - centered[1].score > 0.2
 
@@ -83,10 +83,10 @@ def test_suggest_errors(tmp_path: Path, home: Path) -> None:
     index = Index(home)
     target = embed(make_checkpoint(tmp_path / "t", perturb_seed=3))
     with pytest.raises(EmptyZoo):
-        index.suggest([target])
+        suggest(index, [target])
     index.add(make_checkpoint(tmp_path / "ia3", "ia3"))
     with pytest.raises(IncompatibleSpace, match="space"):
-        index.suggest([target])
+        suggest(index, [target])
 
 
 def test_suggest_compares_lora_in_delta_by_default_and_falls_back_to_raw(tmp_path: Path, home: Path) -> None:
@@ -96,19 +96,19 @@ def test_suggest_compares_lora_in_delta_by_default_and_falls_back_to_raw(tmp_pat
         index.add(path)
     target = make_checkpoint(tmp_path / "t", perturb_seed=9)
     both = [embed(target), embed(target, repr="delta")]
-    ranking = index.suggest(both)
+    ranking = suggest(index, both)
     assert [r.repr for r in ranking] == ["delta"] * 3 and not ranking.notes
-    assert {r.repr for r in index.suggest(both, reprs=("raw",))} == {"raw"}  # an explicit repr is kept
+    assert {r.repr for r in suggest(index, both, reprs=("raw",))} == {"raw"}  # an explicit repr is kept
 
     raw_only = Index(tmp_path / "raw-only")
     for path in sources:
         raw_only.add(path, reprs=("raw",))
-    fallback = raw_only.suggest(both)
+    fallback = suggest(raw_only, both)
     assert [r.repr for r in fallback] == ["raw"] * 3
     assert len(fallback.notes) == 1 and "index add --repr both" in fallback.notes[0]
     # delta held only by the target entry itself: nothing to compare with there, so raw
     raw_only.add(sources[0], name="s0", reprs=("raw", "delta"))
-    itself = raw_only.suggest([raw_only.embedding_of(e) for e in raw_only.get("s0")], exclude={"s0"})
+    itself = suggest(raw_only, [raw_only.embedding_of(e) for e in raw_only.get("s0")], exclude={"s0"})
     assert sorted((r.name, r.repr) for r in itself) == [("s1", "raw"), ("s2", "raw")]
     assert len(itself.notes) == 1
 
@@ -146,7 +146,7 @@ def test_adapter_trained_on_the_target_data_ranks_first(tmp_path: Path, home: Pa
         _train_lora(task, seed).save_pretrained(tmp_path / name)
         index.add(tmp_path / name)
     _train_lora("contains5", 21).save_pretrained(tmp_path / "target")
-    ranking = index.suggest([embed(tmp_path / "target")], top_k=3)
+    ranking = suggest(index, [embed(tmp_path / "target")], top_k=3)
     assert [r.rank for r in ranking] == [1, 2, 3]
     assert ranking[0].name == "same-task", [(r.name, round(r.score, 3)) for r in ranking]
 
@@ -183,7 +183,7 @@ def test_kill_during_index_add_leaves_a_loadable_index(tmp_path: Path, home: Pat
 
 
 def test_embedding_card_folder_indexes_without_weights(tmp_path: Path, home: Path) -> None:
-    from zoo_tupate.cardfile import write_card
+    from zoo_tupate.cards.cardfile import write_card
 
     index = Index(home)
     source = make_checkpoint(tmp_path / "src", perturb_seed=4)
@@ -193,5 +193,5 @@ def test_embedding_card_folder_indexes_without_weights(tmp_path: Path, home: Pat
     assert {e.repr for e in entries} == {"raw", "delta"}
     np.testing.assert_array_equal(index.vectors([e for e in entries if e.repr == "raw"])[0], embed(source).vector)
     index.add(make_checkpoint(tmp_path / "other", perturb_seed=5))
-    ranking = index.suggest([embed(source)], top_k=5)
+    ranking = suggest(index, [embed(source)], top_k=5)
     assert [r.name for r in ranking] == ["other"]  # same content as the target: never ranked

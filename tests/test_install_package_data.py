@@ -29,8 +29,8 @@ CHECK = textwrap.dedent(
     """
     import json, sys
     from importlib import resources
-    import zoo_tupate.catalog as catalog
-    from zoo_tupate.starter import starter_adapter, starter_cards
+    import zoo_tupate.cards.catalog as catalog
+    from zoo_tupate.store.starter import starter_adapter, starter_cards
     cards = catalog.load_catalog()
     template = resources.files("zoo_tupate.cards") / "templates" / "embedding_card.md"
     print(json.dumps({"module": catalog.__file__, "cards": sorted(cards), "template": template.is_file(),

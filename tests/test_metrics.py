@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from zoo_tupate.metrics import dcg, ndcg, regret_at, rho
+from zoo_tupate.ranking.metrics import dcg, ndcg, regret_at, rho
 
 MEASURED = {"a": 70.0, "b": 80.0, "c": 60.0, "d": 75.0}
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from zoo_tupate import embed, embedding, weights
-from zoo_tupate.api import embed_params
-from zoo_tupate.embedding import degenerate_reason
-from zoo_tupate.errors import CorruptCheckpoint
+from zoo_tupate import embed
+from zoo_tupate.core.errors import CorruptCheckpoint
+from zoo_tupate.embedding import vectors as embedding
+from zoo_tupate.embedding.checkpoint import embed_params
+from zoo_tupate.embedding.vectors import degenerate_reason
+from zoo_tupate.formats import safetensors_header, weights
 from zoo_tupate.readers import read_tuned
 
 LAYERS, HIDDEN, RANK = 12, 24, 4
@@ -48,7 +50,7 @@ def write(folder: Path, tensors: dict[str, np.ndarray], alpha: float = 8) -> Pat
 @pytest.fixture(autouse=True)
 def fresh_caches() -> None:
     weights._FILE_CACHE.clear()
-    weights._HEADER_CACHE.clear()
+    safetensors_header._HEADER_CACHE.clear()
 
 
 VARIANTS = [("raw", "layer-mean", False), ("raw", "flatten", False), ("raw", "layer-mean", True),

@@ -1,4 +1,4 @@
-"""The combined ranker, the gain model and their leave-one-target-out evaluation (zoo_tupate.ranker)."""
+"""The combined ranker, the gain model and their leave-one-target-out evaluation (zoo_tupate.ranking.ranker)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_tupate.cli import main
-from zoo_tupate.ranker.combined import packaged, score
-from zoo_tupate.ranker.gain import p_helps
-from zoo_tupate.ranker.loo import auc, full_fit, loo_gains, loo_rankings
-from zoo_tupate.ranker.product import explain, verdict
-from zoo_tupate.ranker.signals import same_family, zscores
-from zoo_tupate.ranking import Ranking, Suggestion
+from zoo_tupate.ranking.ranker.combined import packaged, score
+from zoo_tupate.ranking.ranker.gain import p_helps
+from zoo_tupate.ranking.ranker.loo import auc, full_fit, loo_gains, loo_rankings
+from zoo_tupate.ranking.ranker.product import explain, verdict
+from zoo_tupate.ranking.ranker.signals import same_family, zscores
+from zoo_tupate.ranking.result import Ranking, Suggestion
 
 MATRIX = Path(__file__).resolve().parents[1] / "docs" / "results" / "cr11-minilm-full-probelr.json"
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import SHARED, make_checkpoint, tiny_bert
 
-from zoo_tupate.errors import IncompatibleSpace
-from zoo_tupate.ranker.layout import shared_cosine
+from zoo_tupate.core.errors import IncompatibleSpace
+from zoo_tupate.ranking.ranker.layout import shared_cosine
 from zoo_tupate.readers import read_tuned
 
 

@@ -11,7 +11,7 @@ from conftest import make_checkpoint
 from safetensors.numpy import load_file, save_file
 
 from zoo_tupate import embed, read_checkpoint
-from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from zoo_tupate.core.errors import CorruptCheckpoint, UnsupportedCheckpoint
 
 H, L, FF = 32, 2, 64  # hidden, layers, intermediate of the tiny BERT
 
@@ -114,7 +114,7 @@ def test_delta_is_exact_for_small_modules_and_rank_free(tmp_path: Path) -> None:
 
 
 def test_delta_sketch_approximates_exact_cosine() -> None:
-    from zoo_tupate.embedding import cosine, delta_from_factors, delta_inner
+    from zoo_tupate.embedding.vectors import cosine, delta_from_factors, delta_inner
 
     rng = np.random.default_rng(0)
     d, k, r = 768, 768, 8

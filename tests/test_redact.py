@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from zoo_tupate.redact import redact, strip_url_secrets
+from zoo_tupate.core.redact import redact, strip_url_secrets
 
 
 @pytest.mark.parametrize(("url", "clean"), [

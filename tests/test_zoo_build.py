@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from tuning_helpers import random_base, toy_dataset
 
 from zoo_tupate.cli import main
-from zoo_tupate.index import Index
+from zoo_tupate.store.index import Index
 
 #: A base-model identity the catalog lists Hub adapters for (AdapterHub bottleneck adapters).
 BASE_ID = "bert-base-uncased"

@@ -154,7 +154,7 @@ def test_a_full_disk_names_the_file_and_leaves_nothing(tmp_path: Path, zoo: Path
 
 def test_failed_commit_leaves_no_orphan_shard(tmp_path: Path, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An index whose journal cannot be written (unwritable index/): the shard written first is removed."""
-    from zoo_tupate.journal import ManifestStore
+    from zoo_tupate.store.journal import ManifestStore
 
     folder = mc.write_ckpt(tmp_path / "new", mc.st_bytes(mc.lora_tensors(np.random.default_rng(8))))
     journal = zoo / "index" / "journal.1.jsonl"

@@ -18,7 +18,8 @@ from fixtures_hub import _point_client_at, publish_adapter
 from rel_helpers import cli_subprocess
 
 from zoo_tupate import Index
-from zoo_tupate.hub import pull, resolve_target
+from zoo_tupate.answer.hub_target import resolve_target
+from zoo_tupate.hub import pull
 
 pytestmark = pytest.mark.reliability
 
@@ -168,7 +169,7 @@ def test_refused_connection_is_named(hub_env, monkeypatch) -> None:
 def test_timeout_settings_are_checked(hub_env, monkeypatch) -> None:
     from rel_helpers import cli_inprocess
 
-    from zoo_tupate.constants import parse_timeout
+    from zoo_tupate.core.constants import parse_timeout
 
     assert parse_timeout("0") is None and parse_timeout("none") is None and parse_timeout("2.5") == 2.5
     out = cli_inprocess(["--home", str(hub_env.zoo_home), "pull", "org/sst2", "--timeout", "soon"])

@@ -38,7 +38,7 @@ def main() -> None:
 def read_loop(home: Path, seconds: float) -> dict:
     import numpy as np
 
-    from zoo_tupate import Index
+    from zoo_tupate import Index, suggest
 
     loops = errors = max_entries = nonempty = suggests = 0
     first_error = ""
@@ -62,7 +62,7 @@ def read_loop(home: Path, seconds: float) -> dict:
                     raise AssertionError(f"bad vectors for {space}: shape {matrix.shape}")
             if len(entries) >= 2 and loops % 5 == 0:  # the ranking path reads the shards its own way
                 target = Index(home).embedding_of(entries[-1])
-                ranked = Index(home).suggest([target], top_k=None, exact=loops % 10 == 0)
+                ranked = suggest(Index(home), [target], top_k=None, exact=loops % 10 == 0)
                 if len(ranked) < len([e for e in entries if e.space == target.space]) - 1:
                     raise AssertionError(f"suggest ranked {len(ranked)} of {len(entries)} entries")
                 suggests += 1

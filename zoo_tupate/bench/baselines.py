@@ -10,7 +10,7 @@
   Fisher is averaged over its input dimension (one value per output unit), biases and LayerNorm
   parameters are kept whole, and everything is concatenated over layers (≈8.4K values per MiniLM layer).
 - ``random``: the exact expected metric values of a uniformly random order (computed in
-  :mod:`zoo_tupate.bench.evaluate`, not here).
+  :mod:`zoo_tupate.ranking.evaluate`, not here).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from zoo_tupate.bench.layout import model_path
 from zoo_tupate.bench.scores import Scores, pair_scores
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TaskSet, TransferConfig
+    from zoo_tupate.bench.config import TaskSet, TransferConfig
 
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
@@ -59,7 +59,7 @@ def _load_vector(path: Path) -> np.ndarray | None:
 
 def train_size(config: TransferConfig, task: str) -> int:
     """The task's full training-set size: the catalog card's ``train_size``, else its train file's rows."""
-    from zoo_tupate.catalog import load_catalog
+    from zoo_tupate.cards.catalog import load_catalog
 
     for card in load_catalog().values():
         if card.short_name == task:

@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from zoo_tupate.bench.cache import read_json
+from zoo_tupate.bench.config import TARGET_ONLY, TaskSet, TransferConfig, majority_rate
 from zoo_tupate.bench.jobs import execute
 from zoo_tupate.bench.layout import pair_path
-from zoo_tupate.bench.transfer import TARGET_ONLY, TaskSet, TransferConfig, majority_rate, pair_job_for
-from zoo_tupate.executors import Executor
-from zoo_tupate.executors.base import log_line, remember
+from zoo_tupate.bench.transfer import pair_job_for
+from zoo_tupate.core.cachefiles import read_json
+from zoo_tupate.zoobuild.executors import Executor
+from zoo_tupate.zoobuild.executors.base import log_line, remember
 
 
 def calibrate(config: TransferConfig, lrs: list[float], log: Callable[[str], None] = log_line,

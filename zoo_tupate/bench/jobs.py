@@ -1,5 +1,5 @@
 """The transfer run's units of work (one source model, one pair, one probe each) go through an executor
-(:mod:`zoo_tupate.executors`): this process, local worker processes, or Ray. With one local worker jobs run
+(:mod:`zoo_tupate.zoobuild.executors`): this process, local worker processes, or Ray. With one local worker jobs run
 here, depth first (a source's pairs right after it), and the first failure stops the run, as a sequential
 run always did; otherwise a failing job is reported at the end while the others go on.
 """
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zoo_tupate.executors import Executor, Job, Resources, raise_failures
-from zoo_tupate.executors.base import Log
+from zoo_tupate.zoobuild.executors import Executor, Job, Resources, raise_failures
+from zoo_tupate.zoobuild.executors.base import Log
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TransferConfig
+    from zoo_tupate.bench.config import TransferConfig
 
 
 def default_executor(config: TransferConfig) -> Executor:
     """The local executor with the run's ``workers`` and ``threads``."""
-    from zoo_tupate.executors.local import LocalExecutor
+    from zoo_tupate.zoobuild.executors.local import LocalExecutor
 
     return LocalExecutor(workers=config.workers, threads=config.threads, fail_fast=config.workers <= 1)
 

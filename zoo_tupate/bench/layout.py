@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TransferConfig
+    from zoo_tupate.bench.config import TransferConfig
 
 
 def pair_path(config: TransferConfig, source: str, target: str, seed: int) -> Path:

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo_tupate.bench.baselines import baseline_predictions
-from zoo_tupate.bench.cache import read_json, write_json
 from zoo_tupate.bench.jobs import job_resources
 from zoo_tupate.bench.scores import Scores, average_scores, pair_scores
-from zoo_tupate.errors import ZooError
-from zoo_tupate.executors import Job
-from zoo_tupate.executors.base import log_line
+from zoo_tupate.core.cachefiles import read_json, write_json
+from zoo_tupate.core.errors import ZooError
+from zoo_tupate.zoobuild.executors import Job
+from zoo_tupate.zoobuild.executors.base import log_line
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TaskSet, TransferConfig
+    from zoo_tupate.bench.config import TaskSet, TransferConfig
 
 CHECKPOINTS: tuple[str, ...] = ("early", "best")
 POOLINGS: tuple[str, ...] = ("layer-mean", "flatten")
@@ -64,7 +64,8 @@ def probe_jobs(config: TransferConfig) -> list[Job]:
 
 def probe_job(config: TransferConfig, init: int, task: str, method: str) -> None:
     """Tune one probe with ``zoo_tupate.tuning.tune``; its wall time goes to ``probe_wall.json`` beside it."""
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.config import TuneConfig
+    from zoo_tupate.tuning.train import tune
 
     out = probe_folder(config, task, init)
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def probe_quality(config: TransferConfig) -> dict[str, dict[str, dict[str, Any]]
 
 def _probe_vectors(config: TransferConfig, notes: list[str]) -> dict[tuple, np.ndarray]:
     """``(init, task, method, checkpoint, repr, pooling) -> vector`` for every probe that exists."""
-    from zoo_tupate.api import embed
+    from zoo_tupate.embedding.checkpoint import embed
 
     vectors: dict[tuple, np.ndarray] = {}
     for init in init_seeds(config):

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo_tupate.bench.cache import read_json
+from zoo_tupate.core.cachefiles import read_json
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TransferConfig
+    from zoo_tupate.bench.config import TransferConfig
 
 
 def timings(config: TransferConfig) -> dict[str, float]:
@@ -62,7 +62,7 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from zoo_tupate import __version__
+    from zoo_tupate.core.version import __version__
 
     out = {"zoo_tupate": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
            "python": platform.python_version(), "numpy": np.__version__}

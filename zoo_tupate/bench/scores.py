@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo_tupate.ranking import cosine_scores
+from zoo_tupate.ranking.space_search import cosine_scores
 
 Scores = dict[str, dict[str, float]]  # target -> source -> score
 

@@ -1,7 +1,7 @@
 """The ``zoo-tupate`` command line: a thin layer over the Python API.
 
 Each command lives in its own module exposing ``command`` (a click command or group); add a module's
-name to ``COMMAND_MODULES`` to register it.
+name to ``COMMAND_MODULES`` to register it. The top layer, with :mod:`zoo_tupate.api`: may import any layer.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from zoo_tupate import __version__
-from zoo_tupate.constants import default_home
+from zoo_tupate.core.constants import default_home
+from zoo_tupate.core.version import __version__
 
 COMMAND_MODULES = ["info", "embed", "index", "suggest", "pull", "push", "card", "tune", "bench", "eval", "zoo"]
 

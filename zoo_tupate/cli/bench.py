@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import click
 
 from zoo_tupate.cli.common import console, handle_errors
-from zoo_tupate.executors.base import EXECUTORS
+from zoo_tupate.zoobuild.executors import executor_names
 
 if TYPE_CHECKING:
-    from zoo_tupate.bench.transfer import TransferConfig
-    from zoo_tupate.executors import Executor
+    from zoo_tupate.bench.config import TransferConfig
+    from zoo_tupate.zoobuild.executors import Executor
 
 _DEFAULT_CACHE = Path(".bench-cache")
 
@@ -87,7 +87,7 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
                      help="Worker processes sharing the device (several small models keep a GPU busy)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="torch CPU threads per process (default: all cores / workers)."),
-        click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+        click.option("--executor", type=click.Choice(executor_names()), default="local", show_default=True,
                      help="local: this process or --workers processes; ray: Ray tasks (pip install"
                           ' "zoo-tupate[ray]").'),
         click.option("--address", default=None,
@@ -105,12 +105,12 @@ def _run_options(function):  # noqa: ANN001, ANN202 - a click decorator
 
 def _executor(options: dict) -> Executor | None:
     """The executor the options ask for (``None``: the run's default, local), removed from ``options``."""
-    from zoo_tupate.executors import make_executor
+    from zoo_tupate.zoobuild.executors import make_executor
 
     name, address = options.pop("executor"), options.pop("address")
     if name == "local":
         if address:
-            from zoo_tupate.errors import TuningError
+            from zoo_tupate.core.errors import TuningError
 
             raise TuningError("--address needs --executor ray")
         return None
@@ -121,8 +121,8 @@ def _config(options: dict) -> TransferConfig:
     """A :class:`TransferConfig` from the shared options (checked)."""
     import torch
 
-    from zoo_tupate.bench.transfer import TransferConfig
-    from zoo_tupate.errors import TuningError
+    from zoo_tupate.bench.config import TransferConfig
+    from zoo_tupate.core.errors import TuningError
     from zoo_tupate.tuning.device import resolve_device
 
     if options["threads"]:
@@ -152,8 +152,9 @@ def _config(options: dict) -> TransferConfig:
 @handle_errors
 def transfer(stages: tuple[str, ...], out: Path | None, **options: object) -> None:
     """Measure source→target transfer for every ordered pair of TASKS, and every ranker's scores."""
-    from zoo_tupate.bench.transfer import STAGES, run
-    from zoo_tupate.errors import TuningError
+    from zoo_tupate.bench.config import STAGES
+    from zoo_tupate.bench.transfer import run
+    from zoo_tupate.core.errors import TuningError
 
     executor = _executor(options)
     config = _config(options)
@@ -177,7 +178,7 @@ def calibrate_command(lrs: list[str], as_json: bool, **options: object) -> None:
     from rich.table import Table
 
     from zoo_tupate.bench.calibrate import calibrate
-    from zoo_tupate.errors import TuningError
+    from zoo_tupate.core.errors import TuningError
 
     try:
         rates = [float(v) for v in lrs]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
-from zoo_tupate.index import Index
+from zoo_tupate.store.index import Index
 
 
 @click.group("card")

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.errors import MarkupError
 from rich.text import Text
 
-from zoo_tupate.errors import ZooError
-from zoo_tupate.redact import redact
-from zoo_tupate.safetext import escape_controls
-from zoo_tupate.storage import json_default
+from zoo_tupate.core.errors import ZooError
+from zoo_tupate.core.redact import redact
+from zoo_tupate.core.safetext import escape_controls
+from zoo_tupate.core.storage import json_default
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from zoo_tupate.api import embed
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
-from zoo_tupate.embedding import POOLINGS, REPRS
+from zoo_tupate.embedding.checkpoint import embed
+from zoo_tupate.embedding.vectors import POOLINGS, REPRS
 
 
 @click.command("embed")

@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, handle_errors, print_json
-from zoo_tupate.errors import ZooError
+from zoo_tupate.core.errors import ZooError
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -101,11 +101,11 @@ MAIN_METHODS: tuple[str, ...] = (
 def command(matrix: Path, methods: tuple[str, ...], all_methods: bool, bootstrap: int, keep_constant: bool,
             combined: bool, as_json: bool, plot_path: Path | None) -> None:
     """Score every ranking method in MATRIX leave-one-out: ρ, NDCG, Regret@1, Regret@3 (mean over targets)."""
-    from zoo_tupate.bench.evaluate import constant_targets, evaluate
+    from zoo_tupate.ranking.evaluate import constant_targets, evaluate
 
     document = _load(matrix)
     if combined:
-        from zoo_tupate.ranker import combined_predictions
+        from zoo_tupate.ranking.ranker import combined_predictions
 
         document = {**document, "predictions": {**document["predictions"], **combined_predictions(document)}}
     if not methods and not all_methods and set(MAIN_METHODS) & set(document.get("predictions", {})):

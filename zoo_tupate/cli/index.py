@@ -10,11 +10,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
-from zoo_tupate.embedding import POOLINGS
-from zoo_tupate.errors import EntryNotFound, ZooError
-from zoo_tupate.index import Index
-from zoo_tupate.space import short_space
-from zoo_tupate.zoo import STARTER, USER, Zoo, name_in
+from zoo_tupate.core.errors import EntryNotFound, ZooError
+from zoo_tupate.embedding.space import short_space
+from zoo_tupate.embedding.vectors import POOLINGS
+from zoo_tupate.ranking.zoo import STARTER, USER, Zoo, name_in
+from zoo_tupate.store.index import Index
 
 _CHECKPOINT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "*.pt", "*.pth")
 

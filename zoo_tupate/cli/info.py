@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from zoo_tupate.api import embed_params
 from zoo_tupate.cli.common import console, handle_errors, print_json
-from zoo_tupate.embedding import layer_layout
+from zoo_tupate.embedding.checkpoint import embed_params
+from zoo_tupate.embedding.vectors import layer_layout
+from zoo_tupate.formats.weights import sha256_files
 from zoo_tupate.readers import open_checkpoint, read_tuned
-from zoo_tupate.weights import sha256_files
 
 
 @click.command("info")

@@ -6,8 +6,8 @@ import click
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
-from zoo_tupate.embedding import METHODS, POOLINGS
-from zoo_tupate.index import Index
+from zoo_tupate.embedding.vectors import METHODS, POOLINGS
+from zoo_tupate.store.index import Index
 
 
 @click.command("pull")

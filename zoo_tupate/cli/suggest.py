@@ -7,18 +7,18 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from zoo_tupate import defaults
+from zoo_tupate.answer.targets import KINDS, is_dataset_folder, resolve_target
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
-from zoo_tupate.crossrank import MODES
-from zoo_tupate.embedding import METHODS, POOLINGS, REPRS
-from zoo_tupate.errors import TuningError
+from zoo_tupate.core.errors import TuningError
+from zoo_tupate.embedding.segments import short_modules
+from zoo_tupate.embedding.space import short_space
+from zoo_tupate.embedding.vectors import METHODS, POOLINGS, REPRS
 from zoo_tupate.hub.deadline import using_timeout
-from zoo_tupate.ranker.show import explain_option, report
-from zoo_tupate.segments import short_modules
-from zoo_tupate.space import short_space
-from zoo_tupate.starter import STARTER_SOURCE
-from zoo_tupate.targets import KINDS, is_dataset_folder, resolve_target
-from zoo_tupate.zoo import STARTER, USER, Zoo
+from zoo_tupate.ranking import defaults
+from zoo_tupate.ranking.crosslayout import MODES
+from zoo_tupate.ranking.ranker.show import explain_option, report
+from zoo_tupate.ranking.zoo import STARTER, USER, Zoo
+from zoo_tupate.store.starter import STARTER_SOURCE
 
 
 @click.command("suggest")
@@ -85,8 +85,8 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
                                     ensemble, wide))
     checked = None
     if verify:
+        from zoo_tupate.answer.verify import verify_ranking
         from zoo_tupate.cli.verify_view import show
-        from zoo_tupate.verify import verify_ranking
 
         checked = verify_ranking(index, target, str(base_model), ranking, verify, base_model_id=base_model_id,
                                  overrides={"max_train": max_train}, progress=True, announce=console.print)

@@ -63,7 +63,8 @@ def command(ctx: click.Context, dataset: str, method: str, base_model: str, base
     """Tune parameter-efficient adapters on DATASET and save the early and best checkpoints with embedding cards."""
     import torch
 
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.config import TuneConfig
+    from zoo_tupate.tuning.train import tune
 
     if threads:
         torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from zoo_tupate.verify import Verification
+from zoo_tupate.answer.verify import Verification
 
 
 def verify_table(result: Verification) -> Table:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
-from zoo_tupate.executors.base import EXECUTORS
+from zoo_tupate.zoobuild.executors import executor_names
 
 
 def _methods(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -33,7 +33,7 @@ def command() -> None:
 @click.option("--push", "push_org", default=None, metavar="ORG",
               help="Publish each tuned adapter with its embedding card to ORG/<model>-<task>-<method>.")
 @click.option("--private", is_flag=True, help="Create pushed repos private.")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(executor_names()), default="local", show_default=True,
               help='Where tuning jobs run: local processes, or Ray tasks (pip install "zoo-tupate[ray]").')
 @click.option("--address", default=None,
               help="--executor ray: the cluster (ray://head:10001, or auto on a cluster node; default: a local"
@@ -58,10 +58,10 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     """Build the zoo of PATTERNs (catalog tasks: 'glue/*', rte) on --base-model: pull the adapters or cards
     the catalog knows for it, tune the others with the probe recipe, index them and, with --push, publish
     them. Rerunning redoes only what is missing. Exit status 1 if any item failed."""
-    from zoo_tupate.errors import TuningError
-    from zoo_tupate.executors import make_executor
-    from zoo_tupate.index import Index
+    from zoo_tupate.core.errors import TuningError
+    from zoo_tupate.store.index import Index
     from zoo_tupate.tuning.device import resolve_device
+    from zoo_tupate.zoobuild.executors import make_executor
     from zoo_tupate.zoobuild.plan import BuildConfig, estimate_s, plan
 
     if address and executor != "ray":
@@ -79,7 +79,7 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
         seconds, basis = estimate_s(items, config, runner.slots if executor == "local" else (num_cpus or 1))
         _show_plan(items, seconds, basis, as_json)
         return
-    from zoo_tupate.executors.base import log_line
+    from zoo_tupate.zoobuild.executors.base import log_line
     from zoo_tupate.zoobuild.run import build, counts
 
     results = build(config, items, Index(home), runner, log=log_line, console=console,

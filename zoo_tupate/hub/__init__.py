@@ -1,8 +1,10 @@
 """Hugging Face Hub integration: pull adapters and embedding cards into the index, push adapters, publish cards.
 
-``pull`` / ``push`` / ``publish_card`` / ``resolve_target`` (a Hub repo as a ``suggest`` target) and
-``search_adapters``. The endpoint is ``$HF_ENDPOINT`` read at call time; the token comes from
+``pull`` / ``push`` / ``publish_card`` and ``search_adapters`` (a Hub repo as a ``suggest`` target is
+:mod:`zoo_tupate.answer.hub_target`, a layer above). The endpoint is ``$HF_ENDPOINT`` read at call time; the token comes from
 huggingface_hub's usual sources and never appears in output.
+
+Layer 7, beside ``tuning`` (neither imports the other). May import every layer up to ``ranking``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from zoo_tupate.hub.pull import PullResult, pull, pull_requests
 from zoo_tupate.hub.push import PushResult, publish_card, push
 from zoo_tupate.hub.resolve import ALLOWED_FILES, RepoRequest, expand_patterns
 from zoo_tupate.hub.search import SearchHit, search_adapters
-from zoo_tupate.hub.target import parse_repo, resolve_target
 
 __all__ = [
     "ALLOWED_FILES",
@@ -20,11 +21,9 @@ __all__ = [
     "RepoRequest",
     "SearchHit",
     "expand_patterns",
-    "parse_repo",
     "publish_card",
     "pull",
     "pull_requests",
     "push",
-    "resolve_target",
     "search_adapters",
 ]

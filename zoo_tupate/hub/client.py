@@ -11,9 +11,9 @@ import logging
 import os
 from pathlib import Path
 
-from zoo_tupate.constants import hub_offline
-from zoo_tupate.errors import HubError
-from zoo_tupate.redact import redact, strip_url_secrets
+from zoo_tupate.core.constants import hub_offline
+from zoo_tupate.core.errors import HubError
+from zoo_tupate.core.redact import redact, strip_url_secrets
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -80,9 +80,9 @@ def _redact_library_logs() -> None:
 
 
 def _version() -> str:
-    import zoo_tupate
+    from zoo_tupate.core.version import __version__
 
-    return zoo_tupate.__version__
+    return __version__
 
 
 def hub_error(exc: BaseException, repo: str, revision: str | None = None, action: str = "") -> HubError:

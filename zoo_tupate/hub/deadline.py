@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from zoo_tupate.constants import HUB_TIMEOUT_ENV, hub_timeout, parse_timeout
-from zoo_tupate.errors import HubError
-from zoo_tupate.redact import redact
+from zoo_tupate.core.constants import HUB_TIMEOUT_ENV, hub_timeout, parse_timeout
+from zoo_tupate.core.errors import HubError
+from zoo_tupate.core.redact import redact
 
 #: Request header that carries a deadline's key from zoo-tupate to its transport (never sent to the server).
 HEADER = "X-Zoo-Tupate-Deadline"

@@ -14,7 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from zoo_tupate.errors import HubError
+from zoo_tupate.core.errors import HubError
 from zoo_tupate.hub.client import endpoint, prepare
 from zoo_tupate.hub.resolve import FileMeta, RepoState
 

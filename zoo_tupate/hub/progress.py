@@ -19,7 +19,7 @@ from rich.progress import (
     TextColumn,
 )
 
-from zoo_tupate.redact import redact
+from zoo_tupate.core.redact import redact
 
 
 class RepoProgress:

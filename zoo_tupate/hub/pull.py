@@ -18,9 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from zoo_tupate.cardfile import read_card
-from zoo_tupate.catalog import TaskCard
-from zoo_tupate.errors import CatalogError, DegenerateAdapter, ZooError
+from zoo_tupate.cards.cardfile import read_card
+from zoo_tupate.cards.catalog import TaskCard
+from zoo_tupate.core.errors import CatalogError, DegenerateAdapter, ZooError
+from zoo_tupate.core.redact import redact
 from zoo_tupate.hub.client import describe, hub_cache, is_network_error, make_api, offline, public_endpoint
 from zoo_tupate.hub.deadline import configured_timeout, repo_deadline
 from zoo_tupate.hub.fetch import fetch
@@ -35,8 +36,7 @@ from zoo_tupate.hub.resolve import (
     select_files,
 )
 from zoo_tupate.hub.search import SearchHit, search_adapters
-from zoo_tupate.index import Index
-from zoo_tupate.redact import redact
+from zoo_tupate.store.index import Index
 
 OUTCOMES = ("indexed", "unchanged", "failed")
 
@@ -290,7 +290,7 @@ def _relabel(message: str, folder: Path, source: str) -> str:
 def _search(patterns: list[str], unknown: list[str], base_model: str | None, methods: Iterable[str] | None,
             catalog: dict[str, TaskCard] | None) -> list[SearchHit]:
     """Search keywords: the catalog hints of the patterns' tasks, plus the patterns that name nothing known."""
-    from zoo_tupate.catalog import classify_pattern
+    from zoo_tupate.cards.catalog import classify_pattern
 
     keywords: list[str | None] = []
     for pattern in patterns:

@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.cardfile import README_NAME, is_card, read_card, write_card
-from zoo_tupate.cardfile import WEIGHTS_NAME as CARD_FILE
-from zoo_tupate.embedding import Embedding
-from zoo_tupate.errors import HubError, UnsupportedCheckpoint, ZooError
+from zoo_tupate.cards.cardfile import README_NAME, is_card, read_card, write_card
+from zoo_tupate.cards.cardfile import WEIGHTS_NAME as CARD_FILE
+from zoo_tupate.core.errors import HubError, UnsupportedCheckpoint, ZooError
+from zoo_tupate.core.redact import redact, strip_url_secrets
+from zoo_tupate.embedding.vectors import Embedding
 from zoo_tupate.hub.client import hub_error, make_api
-from zoo_tupate.index import Index
 from zoo_tupate.readers.base import CONFIG_FILES, HEAD_FILES, WEIGHT_FILES, open_checkpoint
-from zoo_tupate.redact import redact, strip_url_secrets
+from zoo_tupate.store.index import Index
 
 MARKER_FILE = "zoo_tupate.json"
 TAG = "zoo-tupate"
@@ -108,7 +108,7 @@ def publish_card(
 
 
 def _embed_all(folder: Path, reprs: tuple[str, ...], pooling: str) -> list[Embedding]:
-    from zoo_tupate.api import embed
+    from zoo_tupate.embedding.checkpoint import embed
 
     out = []
     for repr_ in reprs:
@@ -131,9 +131,9 @@ def _public_source(source: str) -> str:
 
 
 def _marker(kind: str, files: list[str]) -> bytes:
-    import zoo_tupate
+    from zoo_tupate.core.version import __version__
 
-    doc = {"created_by": "zoo-tupate", "zoo_tupate_version": zoo_tupate.__version__, "kind": kind,
+    doc = {"created_by": "zoo-tupate", "zoo_tupate_version": __version__, "kind": kind,
            "files": [f for f in files if f != MARKER_FILE], "embedding_card": CARD_FILE}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 

@@ -1,6 +1,6 @@
 """From what a user typed to repos at commits: patterns → repo requests → (sha, file list) → files to fetch.
 
-Patterns go through the catalog (:func:`zoo_tupate.catalog.classify_pattern`): catalog tasks and AdapterHub
+Patterns go through the catalog (:func:`zoo_tupate.cards.catalog.classify_pattern`): catalog tasks and AdapterHub
 aliases become the adapter repos the catalog knows for the base model; ``org/name[@rev]`` and
 ``hub:org/name[@rev]`` are repos. A revision (branch, tag or sha) is resolved to a commit sha with
 ``model_info``; offline, from the cache's ``refs/``.
@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo_tupate.cardfile import README_NAME
-from zoo_tupate.cardfile import WEIGHTS_NAME as CARD_FILE
-from zoo_tupate.catalog import TaskCard, adapter_repos, classify_pattern
-from zoo_tupate.errors import CatalogError, HubError
+from zoo_tupate.cards.cardfile import README_NAME
+from zoo_tupate.cards.cardfile import WEIGHTS_NAME as CARD_FILE
+from zoo_tupate.cards.catalog import TaskCard, adapter_repos, classify_pattern
+from zoo_tupate.core.errors import CatalogError, HubError
 from zoo_tupate.readers.base import CONFIG_FILES, WEIGHT_FILES
 
 #: Small files that describe an adapter and are fetched beside its weights.

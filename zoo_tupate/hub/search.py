@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from zoo_tupate.catalog_schema import METHODS
+from zoo_tupate.cards.schema import METHODS
 from zoo_tupate.hub.client import hub_error, make_api
 
 DEFAULT_LIMIT = 50

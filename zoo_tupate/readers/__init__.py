@@ -2,6 +2,8 @@
 
 Each module exposes ``NAME``, ``detect(ckpt) -> bool`` and ``read(ckpt, include_heads, **options) -> TunedParams``.
 Adding a family: write a module and add it to ``READERS``.
+
+Layer 2 (checkpoint files → tuned parameters grouped by layer). May import: ``core``, ``formats``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from zoo_tupate.core.errors import CorruptCheckpoint, UnsupportedCheckpoint
 from zoo_tupate.readers import adapterhub, bias_only, peft_beft, peft_ia3, peft_lora, peft_prompt
 from zoo_tupate.readers.base import CheckpointFolder, TunedParams, contiguous_rows, open_checkpoint
 

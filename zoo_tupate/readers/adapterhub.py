@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from zoo_tupate.errors import UnsupportedCheckpoint
+from zoo_tupate.core.errors import UnsupportedCheckpoint
 from zoo_tupate.readers.base import (
     CheckpointFolder,
     TunedParams,

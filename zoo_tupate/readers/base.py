@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from zoo_tupate.errors import CorruptCheckpoint, UnsupportedCheckpoint
-from zoo_tupate.safetext import loads_bounded
-from zoo_tupate.weights import (
+from zoo_tupate.core.errors import CorruptCheckpoint, UnsupportedCheckpoint
+from zoo_tupate.core.safetext import loads_bounded
+from zoo_tupate.formats.safetensors_header import TensorInfo
+from zoo_tupate.formats.weights import (
     MappedFile,
-    TensorInfo,
     check_inside,
     check_load_size,
     list_tensors,
@@ -73,7 +73,7 @@ class TunedParams:
     """The tuned parameters of one checkpoint, as a reader found them.
 
     ``layers`` maps a Transformer layer index to ``{canonical name: array}`` (float32 views of the mapped
-    file, or :class:`~zoo_tupate.weights.HalfTensor` for F16/BF16, converted where used); canonical names are the
+    file, or :class:`~zoo_tupate.formats.weights.HalfTensor` for F16/BF16, converted where used); canonical names are the
     parameter path inside the layer with model prefixes and adapter names removed
     (``attention.self.query.lora_A``). ``shared`` holds tuned tensors that belong to no layer
     (input-level prompts, heads kept with ``include_heads``).

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo_tupate.errors import UnsupportedCheckpoint
+from zoo_tupate.core.errors import UnsupportedCheckpoint
+from zoo_tupate.formats.weights import list_tensors, load_tensors
 from zoo_tupate.readers.base import (
     CheckpointFolder,
     TunedParams,
@@ -18,7 +19,6 @@ from zoo_tupate.readers.base import (
     split_layer,
     strip_prefixes,
 )
-from zoo_tupate.weights import list_tensors, load_tensors
 
 NAME = "bias-only"
 METHOD = "bitfit"

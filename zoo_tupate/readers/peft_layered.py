@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from zoo_tupate.errors import UnsupportedCheckpoint
+from zoo_tupate.core.errors import UnsupportedCheckpoint
 from zoo_tupate.readers.base import (
     CheckpointFolder,
     TunedParams,

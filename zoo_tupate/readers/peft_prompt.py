@@ -12,7 +12,7 @@ the flattened ``(tokens, hidden)`` prompt (``layers`` is empty).
 
 from __future__ import annotations
 
-from zoo_tupate.errors import UnsupportedCheckpoint
+from zoo_tupate.core.errors import UnsupportedCheckpoint
 from zoo_tupate.readers.base import CheckpointFolder, TunedParams, base_model_from_config
 
 NAME = "peft-prompt"

@@ -6,11 +6,14 @@
 * :mod:`zoo_tupate.tuning.encoding`: tokeniser, tokenised splits, padded and length-bucketed batches;
 * :mod:`zoo_tupate.tuning.scoring`: the loss and the validation metrics;
 * :mod:`zoo_tupate.tuning.device`: ``--device`` → a torch device, and its autocast;
+* :mod:`zoo_tupate.tuning.config`: ``TuneConfig`` and the results a run gives back;
 * :mod:`zoo_tupate.tuning.train`: ``tune(TuneConfig)`` → early/best adapters (the training loop);
 * :mod:`zoo_tupate.tuning.records`: what a run writes beside them (``train_log.json``, embedding cards);
 * :mod:`zoo_tupate.tuning.probe`: ``plan_probes`` / ``ensure_probes`` for ``suggest --target DATASET``.
 
 Names are imported lazily: ``import zoo_tupate.tuning`` does not import torch.
+
+Layer 7, beside ``hub`` (neither imports the other). May import every layer up to ``ranking``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ _EXPORTS = {
     "load_task": "data", "TaskData": "data",
     "MethodOptions": "methods", "build": "methods", "load_tuned": "methods", "LR_GRIDS": "methods",
     "METHOD_NAMES": "methods",
-    "TuneConfig": "train", "TuneResult": "train", "tune": "train",
+    "TuneConfig": "config", "TuneResult": "config", "tune": "train",
     "ProbePlan": "probe", "plan_probes": "probe", "ensure_probes": "probe",
 }
 

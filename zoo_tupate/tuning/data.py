@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.errors import DatasetError
+from zoo_tupate.core.errors import DatasetError
 
 #: Column pairs tried in order; the first whose columns all exist wins.
 TEXT_COLUMN_CANDIDATES: tuple[tuple[str, ...], ...] = (

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from zoo_tupate.errors import TuningError
+from zoo_tupate.core.errors import TuningError
 
 
 def resolve_device(device: str) -> torch.device:

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from zoo_tupate.errors import TuningError
-from zoo_tupate.models import missing_weights_hint, resolve_model
+from zoo_tupate.core.errors import TuningError
+from zoo_tupate.core.models import missing_weights_hint, resolve_model
 from zoo_tupate.tuning.data import Split
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_tupate.errors import CorruptCheckpoint, TuningError
-from zoo_tupate.models import missing_weights_hint, resolve_model
+from zoo_tupate.core.errors import CorruptCheckpoint, TuningError
+from zoo_tupate.core.models import missing_weights_hint, resolve_model
 from zoo_tupate.tuning.prefix import (
     CONFIG_NAME,
     DeepPrefix,

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zoo_tupate.errors import CorruptCheckpoint
+from zoo_tupate.core.errors import CorruptCheckpoint
 
 #: Name of the attention implementation that prepends prefixes.
 ATTENTION_NAME = "zoo_tupate_prefix"

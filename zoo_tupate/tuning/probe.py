@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.errors import TuningError, ZooError
-from zoo_tupate.storage import read_json
+from zoo_tupate.core.errors import TuningError, ZooError
+from zoo_tupate.core.storage import read_json
 from zoo_tupate.tuning.data import TaskData, load_task
 from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions, options_from_settings
 from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe, search_rates
@@ -118,7 +118,7 @@ def plan_probes(
     The time estimate (model load, tokenisation, training and evaluation) comes from earlier probes of
     the same base model and method on this machine, else from a few batches measured now (``measure``).
     """
-    from zoo_tupate.space import normalize_base_model
+    from zoo_tupate.embedding.space import normalize_base_model
 
     wanted = list(methods or METHOD_NAMES)
     unknown = [m for m in wanted if m not in METHOD_NAMES]
@@ -186,8 +186,8 @@ def ensure_probes(
     carries the probe's recipe and its own validation score. Raises
     :class:`DatasetError`/:class:`TuningError` for unusable data or models.
     """
-    from zoo_tupate import embed
-    from zoo_tupate.space import normalize_base_model
+    from zoo_tupate.embedding.checkpoint import embed
+    from zoo_tupate.embedding.space import normalize_base_model
 
     notes = notes if notes is not None else []
     tasks: dict[tuple, TaskData] = {}
@@ -241,7 +241,8 @@ def _task(tasks: dict[tuple, TaskData], dataset: str, text_columns: list[str] | 
 
 def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, device: str,
                 progress: bool) -> None:
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.config import TuneConfig
+    from zoo_tupate.tuning.train import tune
 
     plan.folder.parent.mkdir(parents=True, exist_ok=True)
     options = plan.method_options()
@@ -278,7 +279,7 @@ def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, 
 
 def _groups(entries: list[Any], base_id: str, methods: list[str]) -> list[_Group]:
     """Index entries of ``base_id`` grouped by method configuration."""
-    from zoo_tupate.space import parse_space
+    from zoo_tupate.embedding.space import parse_space
 
     groups: dict[str, _Group] = {}
     for entry in entries:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from zoo_tupate.errors import ZooError
-from zoo_tupate.space import normalize_base_model
+from zoo_tupate.core.errors import ZooError
+from zoo_tupate.embedding.space import normalize_base_model
 from zoo_tupate.tuning.data import TaskData
 from zoo_tupate.tuning.device import resolve_device
 from zoo_tupate.tuning.recipes import RECORDED_KEYS
 
 if TYPE_CHECKING:
-    from zoo_tupate.tuning.train import RunResult, TuneConfig, TuneResult
+    from zoo_tupate.tuning.config import RunResult, TuneConfig, TuneResult
 
 
 def write_log(result: TuneResult, task: TaskData, config: TuneConfig) -> Path:
@@ -61,8 +61,8 @@ def write_log(result: TuneResult, task: TaskData, config: TuneConfig) -> Path:
 def write_embedding_card(folder: Path, task: TaskData, config: TuneConfig, run: RunResult, kind: str) -> str | None:
     """Embed the adapter in ``folder`` and write its embedding card there; a note instead when impossible."""
     try:
-        from zoo_tupate import embed
-        from zoo_tupate.cardfile import write_card
+        from zoo_tupate.cards.cardfile import write_card
+        from zoo_tupate.embedding.checkpoint import embed
     except ImportError as exc:  # the core or card module not installed in this build
         return f"{folder}: no embedding card written ({exc})"
     meta = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("zoo_tupate", {})
@@ -101,8 +101,8 @@ def _versions() -> dict[str, str]:
     import peft
     import transformers
 
-    import zoo_tupate
+    from zoo_tupate.core.version import __version__
 
-    return {"zoo_tupate": zoo_tupate.__version__, "torch": torch.__version__,
+    return {"zoo_tupate": __version__, "torch": torch.__version__,
             "transformers": transformers.__version__, "peft": peft.__version__,
             "python": platform.python_version()}

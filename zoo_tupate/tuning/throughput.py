@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.errors import TuningError, ZooError
-from zoo_tupate.storage import atomic_write_json, read_json
+from zoo_tupate.core.errors import TuningError, ZooError
+from zoo_tupate.core.storage import atomic_write_json, read_json
 from zoo_tupate.tuning.data import TaskData
 from zoo_tupate.tuning.methods import MethodOptions
 from zoo_tupate.tuning.recipes import search_rates

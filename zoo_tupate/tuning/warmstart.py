@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from zoo_tupate.errors import CorruptCheckpoint, TuningError
+from zoo_tupate.core.errors import CorruptCheckpoint, TuningError
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 _LORA = re.compile(r"(?:^|\.)layers?\.(\d+)\.(.+?)\.(lora_[AB])(?:\.[^.]+)?\.weight$")

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.bench.cache import read_json
-from zoo_tupate.catalog import TaskCard, adapter_repos, match
-from zoo_tupate.errors import CatalogError
-from zoo_tupate.space import normalize_base_model
+from zoo_tupate.cards.catalog import TaskCard, adapter_repos, match
+from zoo_tupate.core.cachefiles import read_json
+from zoo_tupate.core.errors import CatalogError
+from zoo_tupate.embedding.space import normalize_base_model
 from zoo_tupate.tuning.recipes import default_recipe
 
 #: Methods a build tunes by default (those of the starter zoo).
@@ -226,7 +226,7 @@ def _probe_seconds(items: list[Item], config: BuildConfig) -> tuple[float, str]:
 
 def _param_count(base_model: str) -> float | None:
     """Rough parameter count from a local ``config.json`` (embeddings + 12·hidden² per layer)."""
-    from zoo_tupate.models import resolve_model
+    from zoo_tupate.core.models import resolve_model
 
     try:
         config = json.loads((Path(resolve_model(base_model)) / "config.json").read_text(encoding="utf-8"))

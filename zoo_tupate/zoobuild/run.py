@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo_tupate.bench.cache import read_json, write_json
-from zoo_tupate.errors import NameTaken, ZooError
-from zoo_tupate.executors import Executor, Job, Outcome, Resources
-from zoo_tupate.index import Index
+from zoo_tupate.core.cachefiles import read_json, write_json
+from zoo_tupate.core.errors import NameTaken, ZooError
+from zoo_tupate.store.index import Index
+from zoo_tupate.zoobuild.executors import Executor, Job, Outcome, Resources
 from zoo_tupate.zoobuild.plan import BuildConfig, Item, state_path, tuned_dir
 from zoo_tupate.zoobuild.tunejob import TuneSpec, tune_job, write_files
 

@@ -34,8 +34,9 @@ class TuneSpec:
 
 def tune_job(spec: TuneSpec) -> dict[str, Any]:
     """Tune ``spec`` and return ``{"files": {relative path: bytes}, "log": summary}``."""
+    from zoo_tupate.tuning.config import TuneConfig
     from zoo_tupate.tuning.methods import keep_base_models
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.train import tune
 
     keep_base_models()
     recipe = dict(spec.recipe)
