@@ -121,3 +121,29 @@ def test_suggest_cli_with_dataset_target_tunes_missing_probes_once(zoo: tuple[In
     assert sorted(p.name for p in probe_root(index.home).iterdir() if p.is_dir()) == folders
     missing = CliRunner().invoke(main, ["--home", str(index.home), "suggest", "--target", str(target)])
     assert missing.exit_code != 0 and "--base-model" in missing.stderr
+
+
+def test_a_dataset_target_is_loaded_and_planned_once(zoo: tuple[Index, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """One visit per concern: resolving a dataset target plans its probes once and loads its rows once per
+    sampling, however many probes it tunes (the plan carries the rows to ensure_probes and to --verify)."""
+    from zoo_tupate.answer.targets import resolve_target
+    from zoo_tupate.tuning import probe
+
+    index, _ = zoo
+    target = tmp_path / "fresh-target"
+    rows = toy_rows(60, seed=23)
+    write_jsonl(target / "train.jsonl", rows[:48])
+    write_jsonl(target / "validation.jsonl", rows[48:])
+    calls = {"plan": 0, "load": 0}
+    plan, load = probe.plan_probes, probe.load_task
+    monkeypatch.setattr(probe, "plan_probes", lambda *a, **k: (calls.__setitem__("plan", calls["plan"] + 1),
+                                                               plan(*a, **k))[1])
+    monkeypatch.setattr(probe, "load_task", lambda *a, **k: (calls.__setitem__("load", calls["load"] + 1),
+                                                             load(*a, **k))[1])
+    resolved = resolve_target(index, str(target), base_model=str(pretrained_base()), base_model_id="tiny/bert",
+                              methods=["lora", "prefix"])
+    assert {e.method for e in resolved.embeddings} == {"lora", "prefix"}
+    assert calls == {"plan": 1, "load": 1}  # 3 probes (LoRA r8, r4, prefix) share one sampling
+    assert resolved.probes is not None and all(p.cached for p in resolved.probes)
+    assert resolved.probes.subset("lora").tasks is resolved.probes.tasks  # what --verify reuses

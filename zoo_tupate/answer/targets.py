@@ -24,6 +24,7 @@ class Target:
     exclude: set[str] = field(default_factory=set)
     kind: str = "checkpoint"
     notes: list[str] = field(default_factory=list)
+    probes: Any = None  # a dataset target's ProbeSet (plans + loaded rows), reused by --verify
 
 
 def is_dataset_folder(path: Path) -> bool:
@@ -96,8 +97,9 @@ def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], base_mode
         announce(plans)
     notes: list[str] = []
     embeddings = ensure_probes(target, index, base_model, methods=methods, base_model_id=base_model_id,
-                               overrides=overrides, progress=bool(options.get("progress")), notes=notes)
-    return Target([e for e in embeddings if e.repr in reprs], kind="dataset", notes=notes)
+                               overrides=overrides, progress=bool(options.get("progress")), notes=notes,
+                               planned=plans)
+    return Target([e for e in embeddings if e.repr in reprs], kind="dataset", notes=notes, probes=plans)
 
 
 def no_comparable_entries(index: Any, target: str, base_model: str, base_model_id: str | None,

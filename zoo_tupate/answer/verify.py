@@ -23,13 +23,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo_tupate.core.errors import EntryNotFound, IncompatibleSpace, TuningError, ZooError
 from zoo_tupate.core.storage import atomic_write_json, read_json
 from zoo_tupate.formats.weights import sha256_files
 from zoo_tupate.ranking.result import Ranking, Suggestion
 from zoo_tupate.store.starter import STARTER_SOURCE, starter_adapter
+
+if TYPE_CHECKING:
+    from zoo_tupate.tuning.probe import ProbeSet
 
 METHOD = "lora"
 CACHE_VERSION = 1
@@ -136,10 +139,12 @@ def source_adapter(zoo: Any, row: Suggestion, base_id: str) -> tuple[Path | None
 def verify_ranking(zoo: Any, dataset: str, base_model: str, ranking: Ranking, k: int,
                    base_model_id: str | None = None, overrides: dict[str, Any] | None = None,
                    device: str = "auto", progress: bool = False,
-                   announce: Callable[[str], None] | None = None) -> Verification:
+                   announce: Callable[[str], None] | None = None, probes: ProbeSet | None = None) -> Verification:
     """Proxy-transfer the top ``k`` sources of ``ranking`` to ``dataset`` and re-rank them by gain.
 
     Uses (and, if missing, tunes) the dataset's own LoRA probe of ``zoo`` for the baseline and the recipe.
+    ``probes``: the target's :class:`~zoo_tupate.tuning.probe.ProbeSet` from ``suggest`` (its plans and loaded
+    rows are reused; planned here when ``None`` or without a LoRA plan).
     Raises :class:`IncompatibleSpace` when the zoo holds no LoRA entry of the base model.
     """
     from zoo_tupate.embedding.space import normalize_base_model
@@ -148,14 +153,16 @@ def verify_ranking(zoo: Any, dataset: str, base_model: str, ranking: Ranking, k:
     say = announce or (lambda _text: None)
     started = time.perf_counter()
     base_id = normalize_base_model(base_model, base_model_id)
-    plans = plan_probes(dataset, zoo, base_model, methods=[METHOD], base_model_id=base_model_id,
-                        overrides=overrides, device=device)
+    plans = probes.subset(METHOD) if probes is not None else None
+    if not plans:
+        plans = plan_probes(dataset, zoo, base_model, methods=[METHOD], base_model_id=base_model_id,
+                            overrides=overrides, device=device)
     if not plans:
         raise IncompatibleSpace(f"{dataset}: --verify needs LoRA entries of {base_id} in the zoo (none found)")
     if not all(p.cached for p in plans):
         say("verify: the target's own LoRA probe (the baseline) is tuned first")
         ensure_probes(dataset, zoo, base_model, methods=[METHOD], base_model_id=base_model_id, overrides=overrides,
-                      device=device, progress=progress)
+                      device=device, progress=progress, planned=plans)
     main = max(plans, key=lambda p: p.entries)
     record = _probe_record(main.folder)
     checked: list[Checked] = []
@@ -179,11 +186,11 @@ def verify_ranking(zoo: Any, dataset: str, base_model: str, ranking: Ranking, k:
     say(f"verify: {len(jobs)} proxy transfer(s) of {main.rows} rows × {main.epochs} epochs from the sources' LoRA "
         f"adapters (lr {record.get('lr', main.lr):g}, new head), {len(checked) - len(jobs)} cached or without "
         f"weights; {eta}")
-    tasks: dict[tuple, Any] = {}
     for n, (item, plan, cache) in enumerate(jobs, 1):
         say(f"verify {n}/{len(jobs)}: {item.name} (similarity rank {item.sim_rank})")
         try:
-            _measure(item, plan, _probe_record(plan.folder), dataset, base_model, base_id, device, progress, tasks)
+            _measure(item, plan, _probe_record(plan.folder), plans.task(plan.recipe), base_model, base_id, device,
+                     progress)
         except ZooError as exc:
             item.reason = str(exc)
             continue
@@ -238,23 +245,19 @@ def _estimate(plan: Any) -> float | None:
     return round(plan.rows * plan.epochs / plan.rows_per_s + (plan.overhead_s or 0.0), 1)
 
 
-def _measure(item: Checked, plan: Any, record: dict[str, Any], dataset: str, base_model: str, base_id: str,
-             device: str, progress: bool, tasks: dict[tuple, Any]) -> None:
+def _measure(item: Checked, plan: Any, record: dict[str, Any], task: Any, base_model: str, base_id: str,
+             device: str, progress: bool) -> None:
     """Train the target's LoRA from the source adapter with the probe's recipe; fill in score and gain."""
     from zoo_tupate.tuning.config import TuneConfig
-    from zoo_tupate.tuning.data import load_task
     from zoo_tupate.tuning.methods import MethodOptions
     from zoo_tupate.tuning.train import tune
 
     recipe = plan.recipe
-    sampling = (recipe["max_train"], recipe["max_eval"], recipe["seed"])
-    if sampling not in tasks:
-        tasks[sampling] = load_task(dataset, None, None, *sampling)
     targets = plan.options.get("lora_targets")
     options = MethodOptions(**{**plan.options, "lora_targets": tuple(targets) if targets else None})
     with tempfile.TemporaryDirectory(prefix="verify-", dir=Path(plan.folder).parent) as tmp:
         config = TuneConfig(
-            dataset=tasks[sampling].name, base_model=base_model, method=METHOD, base_model_id=base_id,
+            dataset=task.name, base_model=base_model, method=METHOD, base_model_id=base_id,
             epochs=plan.epochs, early_epochs=plan.epochs, max_train=recipe["max_train"],
             max_eval=recipe["max_eval"], lr=float(record.get("lr") or plan.lr), batch_size=recipe["batch_size"],
             max_length=recipe["max_length"], device=device, output=Path(tmp), seed=recipe["seed"],
@@ -262,7 +265,7 @@ def _measure(item: Checked, plan: Any, record: dict[str, Any], dataset: str, bas
             init_adapter=Path(item.adapter or ""),
         )
         started = time.perf_counter()
-        result = tune(config, progress=progress, task=tasks[sampling])[0]
+        result = tune(config, progress=progress, task=task)[0]
         item.seconds = round(time.perf_counter() - started, 1)
     item.proxy_score = float(result.chosen.history[-1]["metric"])
     item.gain = item.proxy_score - float(record["early_metric"])

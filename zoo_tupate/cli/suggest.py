@@ -89,7 +89,8 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
         from zoo_tupate.cli.verify_view import show
 
         checked = verify_ranking(index, target, str(base_model), ranking, verify, base_model_id=base_model_id,
-                                 overrides={"max_train": max_train}, progress=True, announce=console.print)
+                                 overrides={"max_train": max_train}, progress=True, announce=console.print,
+                                 probes=resolved.probes)
         if not as_json:
             show(console, checked)
     if as_json:

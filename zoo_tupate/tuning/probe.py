@@ -81,6 +81,28 @@ class ProbePlan:
         return data
 
 
+class ProbeSet(list):
+    """The probe plans for one dataset (a list of :class:`ProbePlan`) and the dataset's rows as loaded for them.
+
+    :func:`ensure_probes` and ``suggest --verify`` take it, so one call loads and plans a dataset once.
+    """
+
+    def __init__(self, plans: list[ProbePlan] | tuple = (), tasks: dict[tuple, TaskData] | None = None,
+                 dataset: str = "", text_columns: list[str] | None = None, label_column: str | None = None) -> None:
+        super().__init__(plans)
+        self.tasks = tasks if tasks is not None else {}
+        self.dataset, self.text_columns, self.label_column = dataset, text_columns, label_column
+
+    def task(self, recipe: dict[str, Any]) -> TaskData:
+        """The dataset sampled as ``recipe`` says (loaded once per sampling)."""
+        return _task(self.tasks, self.dataset, self.text_columns, self.label_column, recipe)
+
+    def subset(self, method: str) -> ProbeSet:
+        """The plans of one method, sharing the loaded rows."""
+        return ProbeSet([p for p in self if p.method == method], self.tasks, self.dataset, self.text_columns,
+                        self.label_column)
+
+
 @dataclass
 class _Group:
     method: str
@@ -107,14 +129,14 @@ def plan_probes(
     label_column: str | None = None,
     device: str = "auto",
     measure: bool = True,
-    tasks: dict[tuple, TaskData] | None = None,
-) -> list[ProbePlan]:
+) -> ProbeSet:
     """What :func:`ensure_probes` will tune for ``dataset``: one plan per method configuration in the index.
 
     Each plan's recipe (rate, rows, epochs, max length, batch size, seeds) is what the index entries it
     will be compared with recorded (the most common value), else the defaults of
     :mod:`~zoo_tupate.tuning.recipes` (calibrated rate, else a search); ``overrides`` (e.g. ``max_train``)
-    win over both. Returns an empty list when the index holds no entry of ``base_model`` for ``methods``.
+    win over both. Returns no plan when the index holds no entry of ``base_model`` for ``methods``. The
+    dataset is loaded here, once per sampling, and travels with the plans (:class:`ProbeSet`).
     The time estimate (model load, tokenisation, training and evaluation) comes from earlier probes of
     the same base model and method on this machine, else from a few batches measured now (``measure``).
     """
@@ -126,16 +148,15 @@ def plan_probes(
         raise TuningError(f"probes cannot tune method {unknown[0]!r} (choose from {', '.join(METHOD_NAMES)})")
     base_id = normalize_base_model(base_model, base_model_id)
     groups = _groups(index.entries(), base_id, wanted)
+    plans = ProbeSet([], None, dataset, text_columns, label_column)
     if not groups:
-        return []
-    tasks = tasks if tasks is not None else {}
+        return plans
     root = probe_root(index.home)
     rates = read_rates(root)
-    plans = []
     for group in groups:
         options = options_from_settings(group.method, group.settings)
         recipe = _recipe(group, base_id, overrides or {})
-        task = _task(tasks, dataset, text_columns, label_column, recipe)
+        task = plans.task(recipe)
         settings = {
             "fingerprint": task.fingerprint(), "base_model_id": base_id, "method": group.method,
             "options": asdict(options), **{k: v for k, v in recipe.items() if k != "lr_source"},
@@ -151,7 +172,7 @@ def plan_probes(
         ))
     for plan in plans:
         if plan.rows_per_s is None and measure and not plan.cached:
-            task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
+            task = plans.task(plan.recipe)
             measured = measure_rate(task, base_model, base_id, plan.method, plan.method_options(), plan.recipe,
                                     plan.lr, device)
             if measured:
@@ -177,28 +198,30 @@ def ensure_probes(
     device: str = "auto",
     progress: bool = False,
     notes: list[str] | None = None,
+    planned: ProbeSet | None = None,
 ) -> list:
     """Tune (or reuse) an early probe per method configuration in the index; return their embeddings.
 
     Each returned :class:`~zoo_tupate.Embedding` lies in a space of the index (others are dropped, with a
     line appended to ``notes``), one per space: a space several configurations serve (LoRA ``delta``
     ignores rank and alpha) gets the probe of the one with most index entries. The embeddings' metadata
-    carries the probe's recipe and its own validation score. Raises
+    carries the probe's recipe and its own validation score. ``planned``: what :func:`plan_probes` returned for
+    the same arguments (its plans and loaded rows are reused; planned here when ``None``). Raises
     :class:`DatasetError`/:class:`TuningError` for unusable data or models.
     """
     from zoo_tupate.embedding.checkpoint import embed
     from zoo_tupate.embedding.space import normalize_base_model
 
     notes = notes if notes is not None else []
-    tasks: dict[tuple, TaskData] = {}
-    plans = plan_probes(dataset, index, base_model, methods, base_model_id, overrides, text_columns,
-                        label_column, device, measure=False, tasks=tasks)
+    plans = planned if planned is not None else plan_probes(
+        dataset, index, base_model, methods, base_model_id, overrides, text_columns, label_column, device,
+        measure=False)
     base_id = normalize_base_model(base_model, base_model_id)
     best: dict[str, tuple[int, Any]] = {}
     for plan in plans:
         if not plan.cached:
-            task = _task(tasks, dataset, text_columns, label_column, plan.recipe)
-            _tune_probe(plan, task, base_model, base_id, device, progress)
+            _tune_probe(plan, plans.task(plan.recipe), base_model, base_id, device, progress)
+            plan.cached = True
         record = _json_object(plan.folder / PROBE_FILE)
         for repr_, pooling in plan.views:
             try:
