@@ -40,12 +40,12 @@ def test_index_and_suggest_workflow(tmp_path: Path, home: Path) -> None:
     listed = json.loads(out)
     assert [e["name"] for e in listed] == sorted(e["name"] for e in listed)
     assert {"name", "method", "space", "dim", "source"} <= set(listed[0])
-    code, out, err = run(home, "suggest", "--target", "src0", "--json", "--repr", "raw", "--repr", "delta")
+    code, out, err = run(home, "suggest", "--target", "src0", "--json", "--by-space", "--repr", "raw", "--repr", "delta")
     rows = json.loads(out)
     assert code == 0, err
     assert {r["name"] for r in rows} == {"src1", "src2"}
     assert {r["space"].split("/")[2] for r in rows} == {"raw", "delta"}
-    code, out, _ = run(home, "suggest", "--target", "src0", "--json", "--repr", "raw", "--repr", "delta",
+    code, out, _ = run(home, "suggest", "--target", "src0", "--json", "--by-space", "--repr", "raw", "--repr", "delta",
                        "--ensemble")
     rows = json.loads(out)
     assert [r["rank"] for r in rows] == [1, 2] and rows[0]["methods"] == ["lora"]
@@ -65,7 +65,7 @@ def test_suggest_compares_lora_in_delta_and_other_methods_in_raw_by_default(tmp_
         stored.setdefault(entry["name"], set()).add(entry["repr"])
     assert stored == {f"{m}{i}": {"raw", "delta"} if m == "lora" else {"raw"} for m in methods for i in range(3)}
     for method in methods:
-        code, out, err = run(home, "suggest", "--target", f"{method}0", "--json")
+        code, out, err = run(home, "suggest", "--target", f"{method}0", "--json", "--by-space")
         assert code == 0, err
         rows = json.loads(out)
         want = "delta" if method == "lora" else "raw"
@@ -73,10 +73,10 @@ def test_suggest_compares_lora_in_delta_and_other_methods_in_raw_by_default(tmp_
         assert {(r["repr"], r["space"].split("/")[2]) for r in rows} == {(want, want)}
         assert "compared in" not in err  # no repr fallback note
     target = str(make_checkpoint(tmp_path / "target", perturb_seed=9))
-    code, out, err = run(home, "suggest", "--target", target, "--json")
+    code, out, err = run(home, "suggest", "--target", target, "--json", "--by-space")
     assert code == 0, err
     assert [r["repr"] for r in json.loads(out)] == ["delta"] * 3
-    code, out, err = run(home, "suggest", "--target", target, "--json", "--repr", "raw")
+    code, out, err = run(home, "suggest", "--target", target, "--json", "--by-space", "--repr", "raw")
     assert code == 0, err
     assert [r["repr"] for r in json.loads(out)] == ["raw"] * 3
 
@@ -86,7 +86,7 @@ def test_suggest_falls_back_to_raw_with_a_note_when_lora_was_indexed_raw_only(tm
     code, _, err = run(home, "index", "add", *map(str, paths), "--repr", "raw")
     assert code == 0, err
     target = str(make_checkpoint(tmp_path / "target", perturb_seed=9))
-    code, out, err = run(home, "suggest", "--target", target, "--json")
+    code, out, err = run(home, "suggest", "--target", target, "--json", "--by-space")
     assert code == 0, err
     assert [r["repr"] for r in json.loads(out)] == ["raw"] * 3
     assert err.count("note:") == 1 and "index add --repr both" in " ".join(err.split())

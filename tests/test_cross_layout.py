@@ -97,7 +97,7 @@ def test_cli_rows_name_the_modules_in_json_and_in_an_80_column_table(tmp_path: P
     index.add(zoo["kqv8"], name="kqv8")
     runner = CliRunner()
     out = runner.invoke(main, ["--home", str(home), "suggest", "--target", str(zoo["qv"]), "--no-starter",
-                               "--json"])
+                               "--json", "--by-space"])
     assert out.exit_code == 0, out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == 2 and all(r["cross_layout"] is True and r["modules"] == QV for r in rows)

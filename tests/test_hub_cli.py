@@ -72,18 +72,18 @@ def test_suggest_accepts_a_hub_adapter_repo_and_a_card_repo_as_target(
     home = tmp_path / "home"
     assert run(home, "pull", "org/sst2", "org/imdb", "org/mnli").exit_code == 0
     publish_adapter(zoo_on_hub, "other/sst2-again", _retrained(tiny_zoo["sst2"], tmp_path / "sst2-again"))
-    result = run(home, "suggest", "--target", "other/sst2-again", "--json")
+    result = run(home, "suggest", "--target", "other/sst2-again", "--json", "--by-space")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows[0]["name"] == "org/sst2" and rows[0]["score"] > 0.99 > rows[1]["score"]
     downloaded = {r.path.rsplit("/", 1)[-1] for r in zoo_on_hub.downloads("other/sst2-again")}
     assert "model.safetensors" not in downloaded and "adapter_model.safetensors" in downloaded
 
-    itself = json.loads(run(home, "suggest", "--target", f"org/imdb@{zoo_on_hub.head('org/imdb')}", "--json").stdout)
+    itself = json.loads(run(home, "suggest", "--target", f"org/imdb@{zoo_on_hub.head('org/imdb')}", "--json", "--by-space").stdout)
     assert "org/imdb" not in {r["name"] for r in itself}  # the target is never ranked
 
     publish_card(_retrained(tiny_zoo["mnli"], tmp_path / "mnli-again"), "cards/mnli", Index(tmp_path / "elsewhere"))
-    by_card = json.loads(run(home, "suggest", "--target", "hub:cards/mnli", "--json").stdout)
+    by_card = json.loads(run(home, "suggest", "--target", "hub:cards/mnli", "--json", "--by-space").stdout)
     assert by_card[0]["name"] == "org/mnli" and by_card[0]["score"] > 0.99 > by_card[1]["score"]
     assert not zoo_on_hub.downloads("cards/mnli", "adapter_model.safetensors")
 

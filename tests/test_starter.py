@@ -70,7 +70,7 @@ def test_starter_is_a_layer_beneath_the_user_index(tmp_path: Path) -> None:
     assert {r["zoo"] for r in listed if r["name"] == "glue/rte"} == {USER}
     assert len([r for r in listed if r["name"] == "glue/rte"]) == 3  # not the starter's three as well
 
-    ranked = json.loads(cli(home, "suggest", "--target", "glue/cola", "--json").stdout)
+    ranked = json.loads(cli(home, "suggest", "--target", "glue/cola", "--json", "--by-space").stdout)
     rte = {r["space"]: r for r in ranked if r["name"] == "glue/rte"}
     mrpc = {r["space"]: r for r in ranked if r["name"] == "glue/mrpc"}
     assert rte and all(r["source"] != "starter" for r in rte.values())  # the user's entry, not the starter's
@@ -85,7 +85,7 @@ def test_starter_is_a_layer_beneath_the_user_index(tmp_path: Path) -> None:
 
 
 def test_ensemble_weights_members_and_shows_them(tmp_path: Path) -> None:
-    rows = json.loads(cli(tmp_path / "home", "suggest", "--target", "glue/sst2", "--ensemble", "--json").stdout)
+    rows = json.loads(cli(tmp_path / "home", "suggest", "--target", "glue/sst2", "--ensemble", "--json", "--by-space").stdout)
     assert len(rows) == 10
     assert all(set(r["weights"]) == {"lora/delta", "prefix/raw"} for r in rows)
     assert all(w > 0 for r in rows for w in r["weights"].values())
@@ -162,7 +162,7 @@ def test_a_probe_of_a_cr_task_reproduces_its_card_and_ranks_the_others(tmp_path:
     done = cli(home, "suggest", "--target", str(SHARED / "data" / "cr" / "wnli"), "--base-model", STARTER_HUB_ID,
                "--json")
     assert done.exit_code == 0, done.stderr
-    rows = json.loads(done.stdout)
+    rows = json.loads(done.stdout)["sources"]
     # the probe is tuned exactly as the starter card was: its vectors are the card's (bit for bit at the same
     # thread count, when the card is then left out as the target itself, else at cosine ~1)
     from zoo_tupate import embed

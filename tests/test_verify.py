@@ -64,7 +64,7 @@ def test_verify_reranks_by_measured_gain_marks_rows_without_weights_and_caches(z
     first = _suggest(home, target, "--verify", "4", "--json")
     assert first.exit_code == 0, first.stderr
     out = json.loads(first.stdout)
-    assert out["ranking"] and "proxy transfer" in first.stderr and "s each" in first.stderr  # announced
+    assert out["sources"] and out["advice"] and "proxy transfer" in first.stderr and "s each" in first.stderr  # announced
     verify = out["verify"]
     rows = verify["rows"]
     assert {r["name"] for r in rows} == {"same-lora", "pairs-lora", "gone-lora"}  # the LoRA rows' sources

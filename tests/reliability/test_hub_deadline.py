@@ -78,7 +78,7 @@ def test_silent_server_pull_and_suggest_fail_within_the_deadline_with_one_line(
         _point_client_at(monkeypatch, url, hub_env.hf_home, hub_env.token)
         runs = {
             "pull --timeout": ([*h, "pull", "org/sst2", "--json", "--timeout", str(deadline)], {}),
-            "suggest --timeout": ([*h, "suggest", "--target", "org/sst2", "--json", "--timeout", str(deadline)], {}),
+            "suggest --timeout": ([*h, "suggest", "--target", "org/sst2", "--json", "--by-space", "--timeout", str(deadline)], {}),
             "suggest, env": ([*h, "suggest", "--target", "org/sst2"], {"ZOO_TUPATE_HUB_TIMEOUT": str(deadline)}),
         }
         for label, (args, env) in runs.items():

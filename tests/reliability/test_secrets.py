@@ -65,7 +65,7 @@ def test_token_never_leaks_from_a_full_run(hub_server, tiny_zoo, tmp_path: Path)
             "--max-length", "16", "--threads", "1", "--output", str(tmp_path / "run"), "--push", "me/tuned"),
         run(home, "push", str(tiny_zoo["qnli"]), "--repo", "me/pushed", "--json"),
         run(home, "card", "publish", "org/sst2", "--repo", "me/sst2-card", "--json"),
-        run(home, "suggest", "--target", "org/mnli", "--json"),
+        run(home, "suggest", "--target", "org/mnli", "--json", "--by-space"),
         run(home, "index", "ls", "--json"),
     ]
     # failure paths: a server that copies the Authorization header into its error answers
@@ -129,7 +129,7 @@ def test_credentials_in_the_endpoint_never_leak(hub_server, tiny_zoo, tmp_path: 
     transcript = [
         with_endpoint(secret, "pull", "org/sst2", "org/imdb", "org/ghost", "--json", ok=False, HF_DEBUG="1"),
         with_endpoint(secret, "index", "ls", "--json"),
-        with_endpoint(secret, "suggest", "--target", "org/mnli", "--json"),
+        with_endpoint(secret, "suggest", "--target", "org/mnli", "--json", "--by-space"),
         with_endpoint(secret, "card", "publish", "org/sst2", "--repo", "me/sst2-denied", ok=False),
         with_endpoint(plain, "card", "publish", "org/sst2", "--repo", "me/sst2-card", "--json"),
     ]

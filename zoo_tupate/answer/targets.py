@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_tupate.answer.checkpoint_target import checkpoint_embeddings
+from zoo_tupate.cards.names import catalog_target
 from zoo_tupate.core.errors import EntryNotFound, IncompatibleSpace, TuningError, UnsupportedCheckpoint
 from zoo_tupate.embedding.vectors import REPRS, Embedding
 from zoo_tupate.store.index import Index
@@ -14,6 +15,9 @@ from zoo_tupate.store.starter import STARTER_HUB_ID, STARTER_MODEL
 
 DATASET_FILES = ("train.jsonl", "train.csv", "train.parquet", "train.json")
 KINDS = ("auto", "checkpoint", "entry", "hub", "dataset")
+#: What a folder needs to be read as a dataset target.
+DATASET_HINT = ("as a dataset target, a folder needs train.* and validation.* (or dev.*) rows (jsonl, csv, "
+                "parquet or json) and --base-model MODEL")
 
 
 @dataclass
@@ -44,12 +48,17 @@ def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[s
                    pooling: str = "layer-mean", base_model_id: str | None = None, **probe_options: Any) -> Target:
     """Find the target's embeddings. ``auto`` tries a local dataset folder, a checkpoint path, an index
     entry, then the Hub. Dataset targets take ``probe_options``: ``base_model`` (required), ``methods``,
-    ``max_train``, ``announce`` (called with the probe plans before tuning) and ``progress``."""
+    ``max_train``, ``text_columns``, ``label_column``, ``announce`` (called with the probe plans before tuning) and ``progress``."""
     path = Path(target).expanduser()
     if kind in ("auto", "dataset") and is_dataset_folder(path) or kind == "dataset":
         return _dataset_target(index, target, reprs, base_model_id, probe_options)
     if kind in ("auto", "checkpoint") and (path.exists() or path.is_symlink()):
-        embs = checkpoint_embeddings(index, path, reprs, pooling, base_model_id)
+        try:
+            embs = checkpoint_embeddings(index, path, reprs, pooling, base_model_id)
+        except UnsupportedCheckpoint as exc:
+            if kind == "auto" and path.is_dir() and "no adapter weights found" in str(exc):
+                raise UnsupportedCheckpoint(f"{exc}; {DATASET_HINT}") from None
+            raise
         for emb in embs:
             if emb.degenerate:
                 raise UnsupportedCheckpoint(f"{path}: degenerate target ({emb.degenerate_reason})")
@@ -65,7 +74,20 @@ def resolve_target(index: Index, target: str, kind: str = "auto", reprs: tuple[s
                 raise
     if kind == "auto" and looks_like_path(target):
         raise UnsupportedCheckpoint(f"{path}: no such file or directory (nor an index entry)")
+    if kind == "auto":
+        name = catalog_target(target, lambda n: bool(_entries(index, n)))
+        if name is not None:
+            entries = index.get(name)
+            notes = [] if name == target else [f"{target}: taken as the catalog task {name}"]
+            return Target([index.embedding_of(e) for e in entries], exclude={name}, kind="entry", notes=notes)
     return _hub_target(index, target, reprs, pooling, base_model_id)
+
+
+def _entries(index: Index, name: str) -> list:
+    try:
+        return index.get(name)
+    except EntryNotFound:
+        return []
 
 
 def _hub_target(index: Index, target: str, reprs: tuple[str, ...], pooling: str,
@@ -88,8 +110,9 @@ def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], base_mode
                           f"the starter zoo's is {STARTER_HUB_ID})")
     methods = options.get("methods")
     overrides = {"max_train": options.get("max_train")}
+    columns = {"text_columns": options.get("text_columns"), "label_column": options.get("label_column")}
     plans = plan_probes(target, index, base_model, methods=methods, base_model_id=base_model_id,
-                        overrides=overrides)
+                        overrides=overrides, **columns)
     if not plans:
         raise IncompatibleSpace(no_comparable_entries(index, target, base_model, base_model_id, methods))
     announce = options.get("announce")
@@ -98,7 +121,7 @@ def _dataset_target(index: Index, target: str, reprs: tuple[str, ...], base_mode
     notes: list[str] = []
     embeddings = ensure_probes(target, index, base_model, methods=methods, base_model_id=base_model_id,
                                overrides=overrides, progress=bool(options.get("progress")), notes=notes,
-                               planned=plans)
+                               planned=plans, **columns)
     return Target([e for e in embeddings if e.repr in reprs], kind="dataset", notes=notes, probes=plans)
 
 

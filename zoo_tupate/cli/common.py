@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -84,7 +85,7 @@ def handle_errors(func: F) -> F:
         except OSError as exc:
             _debug_traceback()
             where = exc.filename if exc.filename is not None else _inputs()
-            fail(f"{where}: {exc.strerror or exc}")
+            fail(f"{where}: {exc.strerror or exc}{_next_step(exc)}")
         except MemoryError:
             _debug_traceback()
             fail(f"{_inputs()}: out of memory")
@@ -94,6 +95,22 @@ def handle_errors(func: F) -> F:
             fail(f"{_inputs()}: unexpected {type(exc).__name__}: {str(exc)[:300]}{hint}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _next_step(exc: OSError) -> str:
+    """What to do about a folder that cannot be written: the zoo's home, or another path."""
+    if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or exc.filename is None:
+        return ""
+    ctx = click.get_current_context(silent=True)
+    home = (ctx.find_root().obj or {}).get("home") if ctx is not None else None
+    try:
+        inside = home is not None and Path(exc.filename).resolve().is_relative_to(Path(home).resolve())
+    except (OSError, ValueError):
+        inside = False
+    if inside:
+        return (f"; the zoo's home ({home}) must be writable (index, caches, probes): choose another with "
+                "--home DIR or ZOO_TUPATE_HOME=DIR")
+    return "; check that this path is writable by you, or choose another"
 
 
 def _debug_traceback() -> None:

@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, handle_errors, print_json
+from zoo_tupate.cli.tables import number_column, show, text_column
 from zoo_tupate.core.errors import ZooError
 
 
@@ -126,14 +127,14 @@ def command(matrix: Path, methods: tuple[str, ...], all_methods: bool, bootstrap
         return
     seeds = document.get("seeds", [])
     table = Table(title=f"leave-one-out ranking quality ({len(seeds)} seed(s); 95% bootstrap CI over targets)")
-    table.add_column("method", no_wrap=True)
+    text_column(table, "method")
     for column in ("n", "ρ ↓", "NDCG ↑", "Regret@1 ↓", "Regret@3 ↓", "ρ − random (paired)"):
-        table.add_column(column, overflow="fold")
+        number_column(table, column)
     for name, summary in results.items():
         paired = summary.get("vs_random", {}).get("rho")
         versus = "" if paired is None else f"{paired['diff']:+.2f} [{paired['ci'][0]:+.2f}, {paired['ci'][1]:+.2f}]"
         table.add_row(name.removesuffix(DEFAULT_VARIANT), str(summary["n_targets"]), _cell(summary, "rho", 2), _cell(summary, "ndcg", 1),
                       _cell(summary, "regret@1", 1), _cell(summary, "regret@3", 1), versus)
-    console.print(table)
+    show(console, table)
     if any(name.endswith(DEFAULT_VARIANT) for name in results):
         console.print(f"methods without a variant suffix are the default variant ({DEFAULT_VARIANT.lstrip('/')})")

@@ -130,8 +130,9 @@ def rm(ctx: click.Context, name: str) -> None:
     except EntryNotFound:
         starter = Zoo(home_from(ctx)).starter
         if starter is not None and name_in(starter, name):
-            raise EntryNotFound(f"{name}: a starter-zoo entry, read-only: leave the starter zoo out with "
-                                "--no-starter, or shadow it by adding an entry of your own under that name") from None
+            raise EntryNotFound(f"{name}: a starter-zoo entry, read-only: leave the starter zoo out of a ranking "
+                                "with 'zoo-tupate suggest --no-starter', or shadow it by adding an entry of your "
+                                "own under that name ('zoo-tupate index add PATH --name NAME')") from None
         raise
     console.print(f"removed {name} ({len(gone)} vector{'s' if len(gone) != 1 else ''})")
 

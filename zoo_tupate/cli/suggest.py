@@ -7,8 +7,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from zoo_tupate.answer.single_list import build_answer
 from zoo_tupate.answer.targets import KINDS, is_dataset_folder, resolve_target
+from zoo_tupate.cli.answer_view import render
 from zoo_tupate.cli.common import console, handle_errors, home_from, print_json
+from zoo_tupate.cli.tables import number_column, show, text_column
 from zoo_tupate.core.errors import TuningError
 from zoo_tupate.embedding.segments import short_modules
 from zoo_tupate.embedding.space import short_space
@@ -16,7 +19,7 @@ from zoo_tupate.embedding.vectors import METHODS, POOLINGS, REPRS
 from zoo_tupate.hub.deadline import using_timeout
 from zoo_tupate.ranking import defaults
 from zoo_tupate.ranking.crosslayout import MODES
-from zoo_tupate.ranking.ranker.show import explain_option, report
+from zoo_tupate.ranking.ranker.show import EXPLAIN_KEY, explain_option, report
 from zoo_tupate.ranking.zoo import STARTER, USER, Zoo
 from zoo_tupate.store.starter import STARTER_SOURCE
 
@@ -54,48 +57,80 @@ from zoo_tupate.store.starter import STARTER_SOURCE
 @click.option("--verify", "verify", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
               help="Dataset targets: proxy-transfer the top K sources (LoRA, from each source's adapter, the "
                    "probe's recipe) and re-rank them by the measured gain over target-only training.")
+@click.option("--text-columns", default=None,
+              help="Dataset targets: comma-separated text column(s), e.g. review or premise,hypothesis "
+                   "(default: detected).")
+@click.option("--label-column", default=None, help="Dataset targets: the label column (default: detected).")
+@click.option("--by-space", is_flag=True,
+              help="One table per space (method/repr), each ranked by its own cosine, instead of one list per "
+                   "source; with --json, the per-space rows as a list.")
 @click.option("--wide", is_flag=True, help="Show full space ids and sources (wider than 80 columns).")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON list of ranked rows on stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print only JSON on stdout: the advice, one row per source (score, rows, similarity per "
+                   "space, effect) and the per-space rows.")
 @click.pass_context
 @handle_errors
 def command(ctx: click.Context, target: str, target_kind: str, top_k: int, methods: tuple[str, ...],
             reprs: tuple[str, ...], pooling: str, ensemble: bool, center: bool, exact: bool, cross_layout: str,
             base_model_id: str | None, base_model: str | None, max_train: int | None, timeout: str | None,
-            starter: bool, verify: int, wide: bool, as_json: bool) -> None:
-    """Rank the zoo's sources for TARGET by cosine similarity of task embeddings."""
+            starter: bool, verify: int, text_columns: str | None, label_column: str | None, by_space: bool,
+            wide: bool, as_json: bool) -> None:
+    """Rank the zoo's sources for TARGET: one list, one row per source, best first, with one sentence of
+    advice (see docs/reading-the-answer.md)."""
     if verify and not (target_kind == "dataset" or target_kind == "auto" and is_dataset_folder(Path(target).expanduser())):
         raise TuningError(f"{target}: --verify needs a dataset target (a folder with train.* rows, or "
                           "--target-kind dataset for a Hub dataset id): the proxy transfers train on its rows")
     index = Zoo(home_from(ctx), starter=starter)
     probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
+    columns = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
     with using_timeout(timeout):
         resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,
                                   base_model_id=base_model_id, base_model=base_model, methods=probe_methods,
-                                  max_train=max_train, announce=_announce, progress=True)
-    ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=max(top_k, verify),
+                                  max_train=max_train, text_columns=columns, label_column=label_column,
+                                  announce=_announce, progress=True)
+    per_space = by_space or ensemble
+    wanted = max(top_k, verify) if per_space else max(5 * top_k, 100, verify)
+    ranking = index.suggest(resolved.embeddings, exclude=resolved.exclude, top_k=wanted,
                             methods=methods or None, reprs=reprs or None, ensemble=ensemble, center=center,
                             exact=exact, cross_layout=cross_layout)
-    for note in resolved.notes + ranking.notes:
+    notes = resolved.notes + ranking.notes
+    for note in notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    explained = report(ctx, ranking, target, as_json and not verify, console, print_json)
-    if explained and as_json and not verify:
-        return
-    if not explained and not as_json:
-        console.print(ranking_table(ranking, f"sources for {target}" + (" (ensemble)" if ensemble else ""),
-                                    ensemble, wide))
+    answer = None
+    if per_space:
+        explained = report(ctx, ranking, target, as_json and not verify, console, print_json,
+                           printer=lambda t: show(console, t))
+        if explained and as_json and not verify:
+            return
+        if not explained and not as_json:
+            show(console, ranking_table(ranking, f"sources for {target}" + (" (ensemble)" if ensemble else ""),
+                                        ensemble, wide))
+    else:
+        task = next(iter(resolved.exclude)) if resolved.kind == "entry" and len(resolved.exclude) == 1 else target
+        answer = build_answer(ranking, target, top_k, zoo_of=_zoo_of, notes=notes, task=task)
+        if not as_json:
+            render(console, answer, explain=bool(ctx.meta.get(EXPLAIN_KEY)), wide=wide)
     checked = None
     if verify:
         from zoo_tupate.answer.verify import verify_ranking
-        from zoo_tupate.cli.verify_view import show
+        from zoo_tupate.cli.verify_view import show as show_verify
 
         checked = verify_ranking(index, target, str(base_model), ranking, verify, base_model_id=base_model_id,
                                  overrides={"max_train": max_train}, progress=True, announce=console.print,
                                  probes=resolved.probes)
         if not as_json:
-            show(console, checked)
+            show_verify(console, checked)
     if as_json:
+        if answer is not None:
+            out = answer.to_json()
+            print_json(out if checked is None else {**out, "verify": checked.to_json()})
+            return
         rows = [row.to_json() for row in ranking]
         print_json(rows if checked is None else {"ranking": rows, "verify": checked.to_json()})
+
+
+def _zoo_of(row) -> str:
+    return STARTER if row.source == STARTER_SOURCE else USER
 
 
 def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
@@ -106,9 +141,9 @@ def ranking_table(ranking, title: str, ensemble: bool, wide: bool) -> Table:
     layers = {STARTER if row.source == STARTER_SOURCE else USER for row in rows}
     label = _space_labels({row.space for row in rows})
     table = Table(title=title + (f" ({next(iter(layers))} zoo)" if len(layers) == 1 else ""))
-    table.add_column("rank", justify="right", min_width=2)
-    table.add_column("name", no_wrap=True)
-    table.add_column("score", justify="right", min_width=7)
+    number_column(table, "rank", min_width=2)
+    text_column(table, "name")
+    number_column(table, "score", min_width=7)
     cross = any(row.cross_layout for row in rows)  # then the cell names the modules the score used: wraps
     table.add_column("weights" if ensemble else "method/repr", no_wrap=not cross, overflow="fold")
     if len(layers) > 1:

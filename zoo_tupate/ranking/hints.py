@@ -44,6 +44,10 @@ def nearest_spaces(targets: Iterable[Embedding], entries: Iterable[Any], limit: 
                      for space, e in list(same.items())[:limit]]
             sentences.append(f"the target's {want['method']}/{want['repr']} ({mine}) differs in layout from the "
                              f"zoo's nearest space(s) of {want['base_model']}: {'; '.join(shown)}")
+        elif want["base_model"] in bases:  # the target's own space holds entries, but none is a candidate
+            sentences.append(f"the zoo's {want['method']}/{want['repr']} entries of {want['base_model']} in the "
+                             "target's space are the target itself (an entry is never ranked for itself): add "
+                             "other sources of that base model to compare with")
         elif bases:
             sentences.append(f"the zoo holds {want['method']}/{want['repr']} entries only for other base models "
                              f"({', '.join(sorted(bases)[:3])}), not {want['base_model']}")

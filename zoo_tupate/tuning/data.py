@@ -257,9 +257,11 @@ def _pick_text_columns(dataset: str, rows: list[Row], columns: list[str], wanted
             if len(picked) == 2 and all(row.get(picked[1]) in (None, "") for row in rows):
                 picked = picked[:1]
             return picked
+    texts = [c for c in columns if c not in LABEL_COLUMN_CANDIDATES and any(isinstance(r.get(c), str) for r in rows)]
+    example = f" (e.g. --text-columns {texts[0]})" if texts else ""
     raise DatasetError(
         f"{dataset}: cannot tell which columns hold the text (columns: {', '.join(columns)});"
-        " pass --text-columns"
+        f" pass --text-columns{example}"
     )
 
 

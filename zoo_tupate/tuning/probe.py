@@ -28,6 +28,7 @@ from zoo_tupate.core.storage import read_json
 from zoo_tupate.tuning.data import TaskData, load_task
 from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions, options_from_settings
 from zoo_tupate.tuning.recipes import RECORDED_KEYS, default_recipe, search_rates
+from zoo_tupate.tuning.stuck import majority_rate, stuck_note
 from zoo_tupate.tuning.throughput import measure_rate, rate_key, read_rates, write_rate
 
 PROBE_FILE = "probe.json"
@@ -223,6 +224,9 @@ def ensure_probes(
             _tune_probe(plan, plans.task(plan.recipe), base_model, base_id, device, progress)
             plan.cached = True
         record = _json_object(plan.folder / PROBE_FILE)
+        stuck = stuck_note(plan.method, record)
+        if stuck:
+            notes.append(stuck)
         for repr_, pooling in plan.views:
             try:
                 emb = embed(plan.folder / "early", repr=repr_, pooling=pooling, base_model_id=base_id)
@@ -288,7 +292,9 @@ def _tune_probe(plan: ProbePlan, task: TaskData, base_model: str, base_id: str, 
         record = {**plan.to_json(), "cached": True, "dataset": task.display_name, "wall_s": round(wall, 3),
                   "lr": result.chosen.lr, "rows_per_s": round(result.chosen.rows_per_s, 2),
                   "early_metric": result.chosen.history[-1]["metric"], "metric": result.chosen.metric,
-                  "notes": result.notes}
+                  "notes": result.notes, "validation_rows": len(task.validation),
+                  "majority_rate": majority_rate(task.validation.labels) if task.problem == "classification"
+                  else None}
         (staged / PROBE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if plan.folder.exists():
             shutil.rmtree(plan.folder)

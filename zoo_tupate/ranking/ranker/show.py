@@ -20,9 +20,9 @@ def explain_option(func: Any) -> Any:
         ctx.meta[EXPLAIN_KEY] = value
         return value
     return click.option("--explain", is_flag=True, expose_value=False, callback=remember,
-                        help="Per source: the parts of the combined ranker's score (LoRA ΔW, prefix, size, probe "
-                             "quality, family) and the predicted gain over target-only training with its "
-                             "90% interval and P(helps).")(func)
+                        help="One block per source: its similarity in every space, training rows, the predicted "
+                             "effect with its 90% interval and P(helps), and the combined ranker's parts (LoRA "
+                             "ΔW, prefix, size, probe quality, family).")(func)
 
 
 def _target_name(target: str) -> str | None:
@@ -45,7 +45,7 @@ def table(rows: list[Explained], title: str) -> Table:
 
 
 def report(ctx: click.Context, ranking: Ranking, target: str, as_json: bool, console: Any,
-           print_json: Any) -> bool:
+           print_json: Any, printer: Any = None) -> bool:
     """Print the help verdict (always, as a note) and, under ``--explain``, the explained rows.
 
     Returns True when it printed the ranking itself (``--explain``), so the caller stops there.
@@ -65,7 +65,7 @@ def report(ctx: click.Context, ranking: Ranking, target: str, as_json: bool, con
     if as_json:
         print_json([row.to_json() for row in rows])
         return True
-    console.print(table(rows, f"sources for {target}: combined ranker, opt-in (suggest's default order is "
+    (printer or console.print)(table(rows, f"sources for {target}: combined ranker, opt-in (suggest's default order is "
                               "by cosine; see docs/prediction-quality.md)"))
     console.print("parts: weight × z-score of the signal among these sources (n/a: not known for this source); "
                   "gain: predicted change of the target's validation score over target-only training, "
