@@ -107,9 +107,8 @@ def build_answer(ranking: Ranking, target: str, top_k: int, zoo_of: Any = None,
     grouped = _by_source(ranking)
     order = default_order(ranking, target_name)[:top_k]
     notes = [*(notes or []), *default_notes(ranking)]
-    effects: dict[str, Explained] = {}
-    if order and fitted_for(ranking):
-        effects = {e.name: e for e in explain(ranking, target_name=target_name)}
+    explained_by: dict[str, Explained] = {e.name: e for e in explain(ranking, target_name=target_name)} if order else {}
+    fitted = bool(order) and fitted_for(ranking)  # the effect model says nothing about other models/methods
     sources = []
     for i, (name, score) in enumerate(order, 1):
         rows = grouped[name]
@@ -119,9 +118,9 @@ def build_answer(ranking: Ranking, target: str, top_k: int, zoo_of: Any = None,
             if label not in best or best[label].cross_layout and not row.cross_layout:
                 best[label] = row
         space = score_space(score, best)
-        explained = effects.get(name)
+        explained = explained_by.get(name)
         effect = (Effect(explained.gain, explained.gain_low, explained.gain_high, explained.p_helps)
-                  if explained else None)
+                  if explained and fitted else None)
         sources.append(SourceRow(
             rank=i, name=name, score=score, score_space=space, size=source_size(name, rows[0].metadata),
             similarity={label: row.score for label, row in sorted(best.items(), key=lambda kv: _pref(kv[0]))},
@@ -129,7 +128,7 @@ def build_answer(ranking: Ranking, target: str, top_k: int, zoo_of: Any = None,
             cross_layout=any(r.cross_layout for r in best.values()),
             modules=sorted({m for r in best.values() for m in r.modules}),
             parts=dict(explained.parts) if explained else {}))
-    return Answer(target=target, advice=advice(sources, fitted=bool(effects)), sources=sources,
+    return Answer(target=target, advice=advice(sources, fitted=fitted), sources=sources,
                   footer=footer(sources), notes=notes, rows=list(ranking))
 
 
