@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
+from zoo_tupate.cli.tables import show, text_column
 from zoo_tupate.zoobuild.executors import executor_names
 
 
@@ -47,6 +48,8 @@ def command() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Build folder: tuned adapters and per-item state (default: <home>/builds/<model>).")
+@click.option("--max-train", type=click.IntRange(min=2), default=None,
+              help="Cap on each task's training rows (default: the probe recipe's, 1,000 for MiniLM).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and a time estimate; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the results as JSON on stdout.")
 @click.pass_context
@@ -54,14 +57,17 @@ def command() -> None:
 def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str, base_model_id: str | None,
                   methods: tuple[str, ...], data_dir: Path | None, push_org: str | None, private: bool,
                   executor: str, address: str | None, workers: int, num_cpus: int | None, gpus_per_job: float,
-                  device: str, work: Path | None, dry_run: bool, as_json: bool) -> None:
+                  device: str, work: Path | None, max_train: int | None, dry_run: bool, as_json: bool) -> None:
     """Build the zoo of PATTERNs (catalog tasks: 'glue/*', rte) on --base-model: pull the adapters or cards
     the catalog knows for it, tune the others with the probe recipe, index them and, with --push, publish
     them. Rerunning redoes only what is missing. Exit status 1 if any item failed."""
     from zoo_tupate.core.errors import TuningError
     from zoo_tupate.store.index import Index
     from zoo_tupate.tuning.device import resolve_device
+    from zoo_tupate.tuning.probe import probe_root
+    from zoo_tupate.tuning.throughput import read_rates
     from zoo_tupate.zoobuild.executors import make_executor
+    from zoo_tupate.zoobuild.notes import offline_downloads, starter_overlap
     from zoo_tupate.zoobuild.plan import BuildConfig, estimate_s, plan
 
     if address and executor != "ray":
@@ -70,20 +76,27 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     home = home_from(ctx)
     config = BuildConfig(patterns=list(patterns), base_model=base_model, work=Path(), methods=methods,
                          base_model_id=base_model_id, data_dir=data_dir, push_org=push_org, private=private,
-                         device=device, gpus_per_job=gpus_per_job)
+                         device=device, gpus_per_job=gpus_per_job, max_train=max_train)
     config.work = work if work is not None else home / "builds" / config.base_short()
     items = plan(config)
     runner = make_executor(executor, workers=workers, address=address, num_cpus=num_cpus,
                            progress=console.is_terminal and not as_json)
+    seconds, basis = estimate_s(items, config, runner.slots if executor == "local" else (num_cpus or 1),
+                                read_rates(probe_root(home)))
+    notes = [n for n in (starter_overlap(items, config), offline_downloads(items)) if n]
     if dry_run:
-        seconds, basis = estimate_s(items, config, runner.slots if executor == "local" else (num_cpus or 1))
-        _show_plan(items, seconds, basis, as_json)
+        _show_plan(items, seconds, basis, as_json, notes)
         return
+    if not as_json:
+        for note in notes:
+            console.print(f"[yellow]note:[/yellow] {note}")
+        if any(i.steps() for i in items):
+            console.print(f"estimate: about {_duration(seconds)} ({basis})")
     from zoo_tupate.zoobuild.executors.base import log_line
     from zoo_tupate.zoobuild.run import build, counts
 
     results = build(config, items, Index(home), runner, log=log_line, console=console,
-                    progress=console.is_terminal and not as_json)
+                    progress=console.is_terminal and not as_json, job_progress=True)
     tally = counts(results)
     if as_json:
         print_json({"dry_run": False, "work": str(config.work), "counts": tally,
@@ -97,21 +110,23 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
              f"{first.reason or first.item.problem}{more}")
 
 
-def _show_plan(items: list, seconds: float, basis: str, as_json: bool) -> None:
+def _show_plan(items: list, seconds: float, basis: str, as_json: bool, notes: list[str]) -> None:
     from rich.table import Table
 
     if as_json:
-        print_json({"dry_run": True, "estimate_s": round(seconds, 1), "estimate_basis": basis,
+        print_json({"dry_run": True, "estimate_s": round(seconds, 1), "estimate_basis": basis, "notes": notes,
                     "items": [i.to_json() for i in items]})
         return
     table = Table(title=f"zoo build plan: {len(items)} item(s)")
     for column in ("task", "method", "from", "to do", "entry / push"):
-        table.add_column(column, overflow="fold")
+        text_column(table, column)
     for i in items:
         source = f"Hub {i.repo}" if i.action == "pull" else f"tune on {i.dataset}"
         todo = "[red]cannot: " + i.problem + "[/]" if i.problem else (", ".join(i.steps()) or "nothing (done)")
         table.add_row(i.task, i.method, source, todo, i.entry + (f" -> {i.push_repo}" if i.push_repo else ""))
-    console.print(table)
+    show(console, table)
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"estimate: about {_duration(seconds)} ({basis}). Nothing was changed (--dry-run).")
 
 
@@ -121,7 +136,7 @@ def _show_results(results: list, tally: dict[str, int]) -> None:
     summary = ", ".join(f"{n} {k}" for k, n in tally.items() if n or k in ("skipped", "failed"))
     table = Table(title=f"zoo build: {summary}")
     for column in ("task", "method", "pull", "tune", "index", "push", "outcome", "reason"):
-        table.add_column(column, overflow="fold")
+        text_column(table, column)
     colours = {"done": "green", "skipped": "cyan", "failed": "red"}
     for r in results:
         cells = [f"[{colours.get(r.steps.get(s, ''), 'white')}]{r.steps.get(s, '—')}[/]"
@@ -129,7 +144,7 @@ def _show_results(results: list, tally: dict[str, int]) -> None:
         colour = "red" if r.outcome == "failed" else ("cyan" if r.outcome == "skipped" else "green")
         table.add_row(r.item.task, r.item.method, *cells, f"[{colour}]{r.outcome}[/]",
                       r.reason or r.item.problem)
-    console.print(table)
+    show(console, table)
 
 
 def _duration(seconds: float) -> str:

@@ -90,7 +90,8 @@ class Zoo:
     def suggest(self, targets: list[Embedding], exclude: Iterable[str] = (), top_k: int | None = 10,
                 ensemble: bool = False, **options: Any) -> Ranking:
         """:meth:`Index.suggest` over every layer, merged: per space (or per source with ``ensemble``) the
-        rows of all layers re-ranked by score; starter entries shadowed by a user name are left out."""
+        rows of all layers re-ranked by score; starter entries shadowed by a user name are left out, and so
+        is a starter entry of a task and space a user entry was built or pulled for (:meth:`task_spaces`)."""
         exclude = set(exclude)
         results: list[Ranking] = []
         errors: list[Exception] = []
@@ -99,10 +100,13 @@ class Zoo:
         names = self.index.names() if len(layers) > 1 else set()
         # cross-layout scoring decides over every layer at once (each with what it leaves out)
         pool = [(layer, exclude | (names if name != USER else set())) for name, layer in layers]
+        by_task = self.task_spaces() if len(layers) > 1 else set()
         for name, layer in layers:
+            wanted = top_k + len(by_task) if top_k is not None and name != USER and by_task else top_k
             try:
-                results.append(suggest(layer, targets, exclude=exclude | shadow, top_k=top_k, ensemble=ensemble,
-                                       pool=pool, **options))
+                ranked = suggest(layer, targets, exclude=exclude | shadow, top_k=wanted, ensemble=ensemble,
+                                 pool=pool, **options)
+                results.append(ranked if name == USER else _unshadowed(ranked, by_task, top_k, ensemble))
             except (EmptyZoo, IncompatibleSpace) as exc:
                 errors.append(exc)
             if name == USER:
@@ -112,6 +116,35 @@ class Zoo:
             hint = nearest_spaces(targets, self.entries()) if isinstance(error, IncompatibleSpace) else ""
             raise type(error)(f"{error}; {hint}" if hint else str(error))
         return _merge(results, top_k, ensemble)
+
+
+    def task_spaces(self) -> set[tuple[str, str]]:
+        """``(catalog task, space)`` of the user's entries that record their task (``zoo build``, ``pull``)."""
+        out = set()
+        for entry in self.index.entries():
+            meta = entry.metadata or {}
+            task = next((m.get("task") for m in (meta.get("zoo_build"), meta.get("hub"))
+                         if isinstance(m, dict) and m.get("task")), None)
+            if isinstance(task, str):
+                out.add((task, entry.space))
+        return out
+
+
+def _unshadowed(ranking: Ranking, by_task: set[tuple[str, str]], top_k: int | None, ensemble: bool) -> Ranking:
+    """A lower layer's ranking without the rows a user entry of the same task and space replaces."""
+    if not by_task:
+        return ranking
+    tasks = {task for task, _ in by_task}
+    rows = [r for r in ranking.rows
+            if not ((r.name in tasks) if ensemble else ((r.name, r.space) in by_task))]
+    groups: dict[tuple[str, bool], list[Suggestion]] = {}
+    for row in rows:
+        groups.setdefault(("" if ensemble else row.space, row.cross_layout), []).append(row)
+    kept = []
+    for group in groups.values():
+        _renumber(group)
+        kept.extend(group if top_k is None else group[:top_k])
+    return Ranking(rows=kept, notes=ranking.notes, covered=ranking.covered)
 
 
 def name_in(index: Index, name: str) -> bool:

@@ -49,6 +49,7 @@ class BuildConfig:
     private: bool = False
     device: str = "auto"
     gpus_per_job: float = 1.0
+    max_train: int | None = None  # cap on each task's training rows (default: the recipe's)
 
     def base_id(self) -> str:
         """The base model's normalised identity (as in space names)."""
@@ -75,6 +76,7 @@ class Item:
     recipe: dict[str, Any] = field(default_factory=dict)
     done: dict[str, Any] = field(default_factory=dict)  # step -> record, read from the build state
     problem: str = ""  # why the item cannot run (planned as failed)
+    rows: int | None = None  # tune: the training rows the recipe will use (for the estimate)
 
     @property
     def key(self) -> str:
@@ -169,6 +171,9 @@ def _item(config: BuildConfig, card: TaskCard, method: str, base_short: str) -> 
     if not local:
         item.text_columns, item.label_column = list(card.dataset.text_columns), card.dataset.label_column
     item.recipe = default_recipe(config.base_id(), method).to_json()
+    if config.max_train:
+        item.recipe["max_train"] = config.max_train
+    item.rows = min(int(item.recipe["max_train"]), int(card.train_size)) if card.train_size else None
     if config.push_org:
         item.push_repo = push_repo(config.push_org, card.name, method, base_short)
     item.done = _done(config.work, item)
@@ -198,30 +203,50 @@ def _tune_record(folder: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ estimate
 
 
-def estimate_s(items: list[Item], config: BuildConfig, slots: int) -> tuple[float, str]:
-    """Seconds the build's remaining work should take with ``slots`` jobs at once, and what that rests on."""
-    per_probe, basis = _probe_seconds(items, config)
-    tunes = sum("tune" in i.steps() for i in items)
+def estimate_s(items: list[Item], config: BuildConfig, slots: int,
+               rates: dict[str, dict[str, float]] | None = None) -> tuple[float, str]:
+    """Seconds the build's remaining work should take with ``slots`` jobs at once, and what that rests on.
+
+    Per probe, in this order: the mean wall time of this build's finished probes; else the rows/s and
+    per-probe overhead ``suggest`` measured on this machine for the base model and method (``rates``, from
+    ``throughput.json``), times the item's rows and epochs; else a rough figure scaled by rows and model size.
+    """
+    tuning = [i for i in items if "tune" in i.steps()]
+    seconds = [_probe_seconds(i, config, items, rates or {}) for i in tuning]
+    bases = sorted({basis for _, basis in seconds})
     pulls = sum(i.action == "pull" for i in items)
     pushes = sum("push" in i.steps() for i in items)
-    total = tunes * per_probe / max(1, min(slots, tunes or 1)) + pulls * PULL_S / 4 + pushes * PUSH_S
-    return total, f"{tunes} probe(s) x {per_probe:.0f} s / {max(1, min(slots, tunes or 1))} at once ({basis})"
+    at_once = max(1, min(slots, len(tuning) or 1))
+    total = sum(s for s, _ in seconds) / at_once + pulls * PULL_S / 4 + pushes * PUSH_S
+    mean = sum(s for s, _ in seconds) / len(seconds) if seconds else 0.0
+    return total, f"{len(tuning)} probe(s), mean {mean:.0f} s each, {at_once} at once ({'; '.join(bases) or '-'})"
 
 
-def _probe_seconds(items: list[Item], config: BuildConfig) -> tuple[float, str]:
+def _probe_seconds(item: Item, config: BuildConfig, items: list[Item],
+                   rates: dict[str, dict[str, float]]) -> tuple[float, str]:
     measured = [float(i.done["tune"]["wall_s"]) for i in items
-                if i.done.get("tune", {}).get("wall_s")]
+                if i.method == item.method and i.done.get("tune", {}).get("wall_s")]
     if measured:
-        return sum(measured) / len(measured), f"measured: mean of {len(measured)} probe(s) of this build"
-    import torch
-
-    device = "cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) \
-        else "cpu"
+        return sum(measured) / len(measured), "measured by this build"
+    device = _device(config)
+    rows = item.rows or int(item.recipe.get("max_train") or 1000)
+    epochs = int(item.recipe.get("epochs") or 2)
+    rate = rates.get(f"{config.base_id()}|{item.method}|{device}")
+    if rate and rate.get("rows_per_s"):
+        return rows * epochs / rate["rows_per_s"] + rate.get("overhead_s", PROBE_OVERHEAD_S), \
+            "rows/s measured by suggest's probes on this machine"
     params = _param_count(config.base_model)
     scale = params / MINILM_PARAMS if params else 1.0
-    seconds = PROBE_OVERHEAD_S + (PROBE_S[device] - PROBE_OVERHEAD_S) * scale
-    return seconds, (f"rough: {PROBE_S[device]:.0f} s per MiniLM probe on {device}"
-                     + (f", its compute scaled x{scale:.2g} for the model's size" if params else ""))
+    work = (PROBE_S[device] - PROBE_OVERHEAD_S) * scale * (rows * epochs) / (1000 * 2)
+    return PROBE_OVERHEAD_S + work, (f"rough: {PROBE_S[device]:.0f} s per MiniLM probe of 1,000 rows x 2 epochs "
+                                     f"on {device}, scaled by rows" + (" and model size" if params else ""))
+
+
+def _device(config: BuildConfig) -> str:
+    import torch
+
+    wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    return "cuda" if wants_cuda else "cpu"
 
 
 def _param_count(base_model: str) -> float | None:

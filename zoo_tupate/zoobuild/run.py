@@ -59,8 +59,9 @@ def counts(results: list[ItemResult]) -> dict[str, int]:
 
 
 def build(config: BuildConfig, items: list[Item], index: Index, executor: Executor, log: Log,
-          console: Any = None, progress: bool = False) -> list[ItemResult]:
-    """Run the plan ``items``; one result per item, in plan order."""
+          console: Any = None, progress: bool = False, job_progress: bool = False) -> list[ItemResult]:
+    """Run the plan ``items``; one result per item, in plan order (``job_progress``: each tuning job says
+    when it starts and how each epoch went, on the worker's stderr)."""
     results = {i.key: ItemResult(i) for i in items}
     for item in items:
         if item.problem:
@@ -71,7 +72,8 @@ def build(config: BuildConfig, items: list[Item], index: Index, executor: Execut
         if "tune" in item.done:
             results[item.key].steps["tune"] = "skipped"
             _finish(config, item, index, results[item.key], log)
-    jobs = [_job(config, i) for i in tunable if "tune" not in i.done]
+    todo = [i for i in tunable if "tune" not in i.done]
+    jobs = [_job(config, i, f"[{n}/{len(todo)}] " if job_progress else None) for n, i in enumerate(todo, 1)]
     by_label = {j.label: i for j, i in zip(jobs, [i for i in tunable if "tune" not in i.done], strict=True)}
 
     def landed(outcome: Outcome) -> None:
@@ -98,7 +100,7 @@ def build(config: BuildConfig, items: list[Item], index: Index, executor: Execut
     return [results[i.key] for i in items]
 
 
-def _job(config: BuildConfig, item: Item) -> Job:
+def _job(config: BuildConfig, item: Item, progress: str | None = None) -> Job:
     gpus = 0.0
     if config.device != "cpu":
         from zoo_tupate.tuning.device import resolve_device
@@ -107,7 +109,7 @@ def _job(config: BuildConfig, item: Item) -> Job:
     spec = TuneSpec(task=item.task, method=item.method, dataset=str(item.dataset), base_model=config.base_model,
                     base_model_id=config.base_model_id, recipe=tuple(sorted(item.recipe.items())),
                     device=config.device, text_columns=tuple(item.text_columns) if item.text_columns else None,
-                    label_column=item.label_column)
+                    label_column=item.label_column, progress=progress)
     return Job(tune_job, (spec,), label=f"tune {item.key}", resources=Resources(cpus=1.0, gpus=gpus))
 
 
@@ -128,6 +130,7 @@ def _finish(config: BuildConfig, item: Item, index: Index, result: ItemResult, l
         result.steps["index"] = "skipped"
     else:
         source = f"zoo-build:{item.entry}"
+        log(f"indexing {item.key} as {item.entry}")
         # an entry an earlier build made under this name is replaced (its adapter was tuned again); any other
         # entry of this name is never touched
         ours = item.entry in names and all(e.source == source for e in index.get(item.entry))
@@ -152,6 +155,7 @@ def _finish(config: BuildConfig, item: Item, index: Index, result: ItemResult, l
         return
     from zoo_tupate.hub.push import push
 
+    log(f"pushing {item.key} -> {item.push_repo}")
     try:
         pushed = push(early, item.push_repo, private=config.private,
                       extra={"task": item.task, "method": item.method, "recipe": item.recipe,

@@ -30,6 +30,7 @@ class TuneSpec:
     device: str = "auto"
     text_columns: tuple[str, ...] | None = None
     label_column: str | None = None
+    progress: str | None = None  # a prefix such as "[1/3] ": say when the job starts and each epoch's score
 
 
 def tune_job(spec: TuneSpec) -> dict[str, Any]:
@@ -50,7 +51,13 @@ def tune_job(spec: TuneSpec) -> dict[str, Any]:
             text_columns=list(spec.text_columns) if spec.text_columns else None, label_column=spec.label_column,
             seed=recipe["seed"], init_seed=recipe["init_seed"], save_best=False,
         )
-        result = tune(config)[0]
+        if spec.progress is not None:
+            from zoo_tupate.zoobuild.executors.base import log_line
+
+            rate = f"lr {recipe['lr']:g}" if recipe.get("lr") else "lr searched"
+            log_line(f"{spec.progress}tuning {spec.task}/{spec.method}: up to {recipe['max_train']} rows x "
+                     f"{recipe['epochs']} epochs, {rate}, on {socket.gethostname()}")
+        result = tune(config, progress=spec.progress is not None)[0]
         root = Path(tmp) / spec.method
         files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
                  if p.is_file() and (p.name == "train_log.json" or p.relative_to(root).parts[0] == "early")}
