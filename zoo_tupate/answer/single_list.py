@@ -178,9 +178,10 @@ def _how_sure(first: SourceRow, fitted: bool) -> str:
                 f"model was fitted on {FITTED_BASE} LoRA/prefix probes); a dataset target can measure the top "
                 "K with --verify K.")
     level = "fairly sure" if e.p_helps >= 0.8 else ("somewhat" if e.p_helps >= 0.65 else "not very")
-    spans = " spans 0" if e.low < 0 < e.high else ""
-    return (f"{level}, because it is predicted to change the target's score by {e.gain:+.1f} points "
-            f"(90% interval [{e.low:+.1f}, {e.high:+.1f}]{spans}; helps with probability {e.p_helps:.2f}).")
+    spans = ", which spans 0" if e.low < 0 < e.high else ""
+    return (f"{level}, because training on {first.name} first is predicted to change the target's score by "
+            f"{e.gain:+.1f} points (90% interval [{e.low:+.1f}, {e.high:+.1f}]{spans}; helps with probability "
+            f"{e.p_helps:.2f}).")
 
 
 def footer(sources: list[SourceRow]) -> str:
