@@ -37,7 +37,9 @@ def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], clic
 
 def _help(path: list[str]) -> str:
     """``--help`` of the command at ``path`` (``["zoo-tupate", "index", "add"]``), usage line included."""
-    ctx = click.Context(_root(), info_name=path[0], terminal_width=WIDTH, max_content_width=WIDTH)
+    root = _root()
+    settings = {**root.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    ctx = click.Context(root, info_name=path[0], **settings)
     for name in path[1:]:
         command = ctx.command.commands[name]  # type: ignore[attr-defined]
         ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH)
