@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from zoo_tupate.cli.common import console, handle_errors
+from zoo_tupate.cli.tables import number_column, show, text_column
 from zoo_tupate.zoobuild.executors import executor_names
 
 if TYPE_CHECKING:
@@ -191,14 +192,14 @@ def calibrate_command(lrs: list[str], as_json: bool, **options: object) -> None:
         click.echo(json.dumps(result, indent=1, sort_keys=True))
         return
     table = Table(title=f"target-only scores (seed {result['seed']}, {config.protocol} protocol)")
-    table.add_column("target")
-    table.add_column("majority", justify="right")
+    text_column(table, "target")
+    number_column(table, "majority")
     for row in result["rates"].values():
-        table.add_column(f"lr {row['lr']:g}", justify="right")
+        number_column(table, f"lr {row['lr']:g}")
     for task in config.tasks:
         rate = result["majority_rate"][task]
         cells = [f"{100 * r['scores'][task]:.1f}" + ("*" if task in r["learned"] else "")
                  for r in result["rates"].values()]
         table.add_row(task, "—" if rate is None else f"{100 * rate:.1f}", *cells)
-    console.print(table)
+    show(console, table)
     console.print(f"* learned (> 2 SE above majority, or correlation > 2 SE). chosen lr: {result['chosen_lr']:g}")

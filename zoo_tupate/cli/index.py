@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
+from zoo_tupate.cli.tables import number_column, show, text_column
 from zoo_tupate.core.errors import EntryNotFound, ZooError
 from zoo_tupate.embedding.space import short_space
 from zoo_tupate.embedding.vectors import POOLINGS
@@ -106,17 +107,17 @@ def ls(ctx: click.Context, starter: bool, wide: bool, as_json: bool) -> None:
     names = {layer: {e.name for l_, e in listing if l_ == layer} for layer in (USER, STARTER)}
     table = Table(title=f"{len(names[USER]) + len(names[STARTER])} entries ({len(names[USER])} yours, "
                         f"{len(names[STARTER])} starter), {len(listing)} vectors")
-    table.add_column("name", no_wrap=True)
-    table.add_column("method/repr/layout", no_wrap=True)
-    table.add_column("dim", justify="right")
-    table.add_column("zoo")
+    text_column(table, "name")
+    text_column(table, "method/repr/layout")
+    number_column(table, "dim")
+    text_column(table, "zoo")
     if wide:
         table.add_column("space", overflow="fold")
         table.add_column("source", overflow="fold")
     for layer, e in listing:
         cells = [e.name, short_space(e.space), str(e.dim), layer]
         table.add_row(*(cells + [e.space, e.source] if wide else cells))
-    console.print(table)
+    show(console, table)
 
 
 @command.command("rm")

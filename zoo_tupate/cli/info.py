@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, handle_errors, print_json
+from zoo_tupate.cli.tables import show
 from zoo_tupate.embedding.checkpoint import embed_params
 from zoo_tupate.embedding.vectors import layer_layout
 from zoo_tupate.formats.weights import sha256_files
@@ -63,4 +64,4 @@ def command(path: Path, include_heads: bool, base_model_id: str | None, as_json:
                   + (" …" if len(excluded) > 6 else ""))
     for note in params.notes:
         table.add_row("note", note)
-    console.print(table)
+    show(console, table)

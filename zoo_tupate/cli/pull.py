@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from zoo_tupate.cli.common import console, fail, handle_errors, home_from, print_json
+from zoo_tupate.cli.tables import show, text_column
 from zoo_tupate.embedding.vectors import METHODS, POOLINGS
 from zoo_tupate.store.index import Index
 
@@ -49,15 +50,14 @@ def command(ctx: click.Context, patterns: tuple[str, ...], base_model: str | Non
         outcomes = [r.outcome for r in results]
         counts = ", ".join(f"{outcomes.count(o)} {o}" for o in ("indexed", "unchanged", "failed") if o in outcomes)
         table = Table(title=f"pulled {len(results)} repo(s): {counts}" if counts else "pulled 0 repos")
-        table.add_column("repo", no_wrap=True)
-        for column in ("revision", "outcome", "reason"):
-            table.add_column(column, overflow="fold")
+        for column in ("repo", "revision", "outcome", "reason"):
+            text_column(table, column)
         colours = {"indexed": "green", "unchanged": "cyan", "failed": "red"}
         for r in results:
             rev = (r.revision or "main") + (f" ({r.sha[:12]})" if r.sha else "")
             reason = (r.reason or "").removeprefix(f"{r.repo}: ").removeprefix(f"hub:{r.repo}: ")
             table.add_row(r.repo, rev, f"[{colours[r.outcome]}]{r.outcome}[/]", reason)
-        console.print(table)
+        show(console, table)
     failed = [r for r in results if r.outcome == "failed"]
     if failed:
         more = f" (and {len(failed) - 1} more, see above)" if len(failed) > 1 else ""

@@ -7,17 +7,18 @@ from typing import Any
 from rich.table import Table
 
 from zoo_tupate.answer.verify import Verification
+from zoo_tupate.cli.tables import number_column, text_column
+from zoo_tupate.cli.tables import show as show_table
 
 
 def verify_table(result: Verification) -> Table:
     """Verified order, similarity rank, name, proxy score, gain over target-only training and seconds."""
     table = Table(title=f"verify: top {len(result.rows)} (target-only {result.metric} {result.target_score:.4f})")
-    table.add_column("rank", justify="right")
-    table.add_column("sim", justify="right")
-    table.add_column("name", no_wrap=True)
-    table.add_column("proxy", justify="right")
-    table.add_column("gain", justify="right")
-    table.add_column("s", justify="right")
+    number_column(table, "rank")
+    number_column(table, "sim")
+    text_column(table, "name")
+    for column in ("proxy", "gain", "s"):
+        number_column(table, column)
     for row in result.rows:
         measured = row.proxy_score is not None
         seconds = f"{row.seconds:.0f}{'*' if row.cached else ''}" if row.seconds is not None else "-"
@@ -29,7 +30,7 @@ def verify_table(result: Verification) -> Table:
 
 def show(console: Any, result: Verification) -> None:
     """The table, the skipped rows' reasons and the total cost, on ``console``."""
-    console.print(verify_table(result))
+    show_table(console, verify_table(result))
     for row in result.rows:
         if row.proxy_score is None:
             console.print(f"[yellow]note:[/yellow] {row.name}: not verified ({row.reason})")
