@@ -87,6 +87,10 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     if dry_run:
         _show_plan(items, seconds, basis, as_json, notes)
         return
+    if executor == "ray":  # a missing Ray is the one thing to say, before any estimate
+        from zoo_tupate.zoobuild.executors.ray import import_ray
+
+        import_ray()
     if not as_json:
         for note in notes:
             console.print(f"[yellow]note:[/yellow] {note}")
