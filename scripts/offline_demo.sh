@@ -47,9 +47,10 @@ zoo suggest --target my-org/my-adapter
 zoo suggest --target my-org/my-adapter --json > "$WORK/suggest.json"
 "$PYTHON" - "$WORK/suggest.json" <<'EOF'
 import json, sys
-rows = json.load(open(sys.argv[1]))
+answer = json.load(open(sys.argv[1]))
+rows = answer["sources"]
 top = rows[0]["name"]
-print(f"top source: {top} (score {rows[0]['score']:.3f})")
+print(f"top source: {top} (score {rows[0]['score']:.3f}); advice: {answer['advice']}")
 if not any(task in top for task in ("mnli", "qnli", "rte")):
     sys.exit("demo check failed: an NLI task should rank first")
 EOF
