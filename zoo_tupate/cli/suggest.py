@@ -29,7 +29,8 @@ from zoo_tupate.store.starter import STARTER_SOURCE
               help="A checkpoint folder, an index entry, a Hub repo (org/name[@rev]) or a dataset.")
 @click.option("--target-kind", type=click.Choice(KINDS), default="auto", show_default=True,
               help="How to read --target (auto: local path, then index entry, then Hub).")
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=defaults.SUGGEST_TOP_K, show_default=True)
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=defaults.SUGGEST_TOP_K, show_default=True,
+              help="How many sources to list (with --by-space: per space).")
 @click.option("--methods", "-m", multiple=True, type=click.Choice(METHODS + ("external",)),
               help="Only these methods (repeatable).")
 @click.option("--repr", "reprs", multiple=True, type=click.Choice(REPRS),
