@@ -65,10 +65,10 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     from zoo_tupate.store.index import Index
     from zoo_tupate.tuning.device import resolve_device
     from zoo_tupate.tuning.probe import probe_root
-    from zoo_tupate.tuning.throughput import read_rates
     from zoo_tupate.zoobuild.executors import make_executor
     from zoo_tupate.zoobuild.notes import offline_downloads, starter_overlap
     from zoo_tupate.zoobuild.plan import BuildConfig, estimate_s, plan
+    from zoo_tupate.zoobuild.rates import build_rates
 
     if address and executor != "ray":
         raise TuningError("--address needs --executor ray")
@@ -81,8 +81,9 @@ def build_command(ctx: click.Context, patterns: tuple[str, ...], base_model: str
     items = plan(config)
     runner = make_executor(executor, workers=workers, address=address, num_cpus=num_cpus,
                            progress=console.is_terminal and not as_json)
-    seconds, basis = estimate_s(items, config, runner.slots if executor == "local" else (num_cpus or 1),
-                                read_rates(probe_root(home)))
+    # the rate is measured on this machine: not for a remote Ray cluster; a dry run writes nothing
+    rates = build_rates(items, config, probe_root(home), measure=address is None, write=not dry_run)
+    seconds, basis = estimate_s(items, config, runner.slots if executor == "local" else (num_cpus or 1), rates)
     notes = [n for n in (starter_overlap(items, config), offline_downloads(items)) if n]
     if dry_run:
         _show_plan(items, seconds, basis, as_json, notes)

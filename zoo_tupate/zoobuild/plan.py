@@ -228,13 +228,13 @@ def _probe_seconds(item: Item, config: BuildConfig, items: list[Item],
                 if i.method == item.method and i.done.get("tune", {}).get("wall_s")]
     if measured:
         return sum(measured) / len(measured), "measured by this build"
-    device = _device(config)
+    device = device_name(config)
     rows = item.rows or int(item.recipe.get("max_train") or 1000)
     epochs = int(item.recipe.get("epochs") or 2)
     rate = rates.get(f"{config.base_id()}|{item.method}|{device}")
     if rate and rate.get("rows_per_s"):
         return rows * epochs / rate["rows_per_s"] + rate.get("overhead_s", PROBE_OVERHEAD_S), \
-            "rows/s measured by suggest's probes on this machine"
+            "rows/s measured on this machine"
     params = _param_count(config.base_model)
     scale = params / MINILM_PARAMS if params else 1.0
     work = (PROBE_S[device] - PROBE_OVERHEAD_S) * scale * (rows * epochs) / (1000 * 2)
@@ -242,7 +242,8 @@ def _probe_seconds(item: Item, config: BuildConfig, items: list[Item],
                                      f"on {device}, scaled by rows" + (" and model size" if params else ""))
 
 
-def _device(config: BuildConfig) -> str:
+def device_name(config: BuildConfig) -> str:
+    """``cuda`` or ``cpu``: where this build's probes tune (the key its measured rates are kept under)."""
     import torch
 
     wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
