@@ -107,7 +107,7 @@ def test_suggest_cli_with_dataset_target_tunes_missing_probes_once(zoo: tuple[In
 
     index, target = zoo
     args = ["--home", str(index.home), "suggest", "--target", str(target), "--base-model", str(pretrained_base()),
-            "--base-model-id", "tiny/bert", "--methods", "lora", "--json"]
+            "--base-model-id", "tiny/bert", "--methods", "lora", "--json", "--by-space"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.stderr
     rows = json.loads(first.stdout)
