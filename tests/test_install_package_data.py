@@ -114,6 +114,7 @@ def test_readme_main_job_runs_from_the_repo_root_on_the_installed_package(fresh_
     assert "Traceback" not in done.stderr
     as_json = _run([str(fresh_venv / "bin" / "zoo-tupate"), *command[1:], "--json"],
                    env=_env(fresh_venv, tmp_path / "home"), cwd=REPO)
-    rows = json.loads(as_json.stdout)
-    assert len({r["name"] for r in rows}) == 10  # the other ten starter tasks
-    assert all(r["source"] == "starter" for r in rows)
+    answer = json.loads(as_json.stdout)
+    rows = answer["sources"]  # one row per source
+    assert len(rows) == len({r["name"] for r in rows}) == 10  # the other ten starter tasks
+    assert all(r["source"] == "starter" for r in rows) and answer["advice"].startswith("Train on")
