@@ -131,7 +131,7 @@ def test_delta_sketch_approximates_exact_cosine() -> None:
 
 def test_delta_refused_for_non_lora(tmp_path: Path) -> None:
     folder = make_checkpoint(tmp_path / "ia3", "ia3")
-    with pytest.raises(UnsupportedCheckpoint, match="LoRA only"):
+    with pytest.raises(UnsupportedCheckpoint, match="has no factors"):
         embed(folder, repr="delta")
 
 

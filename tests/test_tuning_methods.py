@@ -11,7 +11,8 @@ from safetensors import safe_open
 from tuning_helpers import minilm_path, random_base, tiny_bert, tiny_gpt2
 
 from zoo_tupate.core.errors import TuningError
-from zoo_tupate.tuning.methods import MethodOptions, build, load_base, load_tuned
+from zoo_tupate.tuning.loading import load_tuned
+from zoo_tupate.tuning.methods import MethodOptions, build, load_base
 
 torch.set_num_threads(1)
 

@@ -22,7 +22,7 @@ from zoo_tupate.core.errors import TuningError
 from zoo_tupate.tuning.config import TuneConfig
 from zoo_tupate.tuning.data import load_task
 from zoo_tupate.tuning.encoding import encode, load_tokenizer
-from zoo_tupate.tuning.methods import load_tuned
+from zoo_tupate.tuning.loading import load_tuned
 from zoo_tupate.tuning.scoring import evaluate
 from zoo_tupate.tuning.train import tune
 

@@ -131,7 +131,7 @@ def no_comparable_entries(index: Any, target: str, base_model: str, base_model_i
     from zoo_tupate.embedding.space import normalize_base_model, parse_space
 
     base_id = normalize_base_model(base_model, base_model_id)
-    wanted = methods or ["lora", "bitfit", "prefix"]
+    wanted = methods or ["lora", "bitfit", "prefix", "bottleneck"]
     held: dict[str, set[str]] = {}
     for entry in index.entries():
         held.setdefault(parse_space(entry.space)["base_model"], set()).add(entry.method)

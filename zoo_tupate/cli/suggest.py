@@ -82,7 +82,7 @@ def command(ctx: click.Context, target: str, target_kind: str, top_k: int, metho
         raise TuningError(f"{target}: --verify needs a dataset target (a folder with train.* rows, or "
                           "--target-kind dataset for a Hub dataset id): the proxy transfers train on its rows")
     index = Zoo(home_from(ctx), starter=starter)
-    probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix")] or None
+    probe_methods = [m for m in methods if m in ("lora", "bitfit", "prefix", "bottleneck")] or None
     columns = [c.strip() for c in text_columns.split(",") if c.strip()] if text_columns else None
     with using_timeout(timeout):
         resolved = resolve_target(index, target, kind=target_kind, reprs=reprs or REPRS, pooling=pooling,

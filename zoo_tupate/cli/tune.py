@@ -23,8 +23,10 @@ def _slug(text: str) -> str:
 @click.command("tune")
 @click.option("--dataset", required=True,
               help="Hub dataset (org/name or org/name:config) or a folder with train.* and validation.* (or dev.*).")
-@click.option("--method", type=click.Choice(["lora", "bitfit", "prefix", "all"]), default="all", show_default=True,
-              help="Tuning method (prefix = P-Tuning v2 deep prefixes).")
+@click.option("--method", type=click.Choice(["lora", "bitfit", "prefix", "bottleneck", "all"]),
+              default="all", show_default=True,
+              help="Tuning method (prefix = P-Tuning v2 deep prefixes; bottleneck = AdapterHub's Pfeiffer adapter, "
+                   "saved in AdapterHub's format; all = lora, bitfit and prefix).")
 @click.option("--base-model", required=True, help="Hub model id or a local model folder.")
 @click.option("--base-model-id", default=None,
               help="Identity of the base model for embedding spaces when --base-model is a path.")

@@ -28,7 +28,7 @@ def command() -> None:
 @click.option("--base-model", required=True, help="Base model (Hub id or local folder) the zoo is for.")
 @click.option("--base-model-id", default=None, help="Identity of a local base model in embedding spaces.")
 @click.option("--methods", default="lora,prefix", show_default=True, callback=_methods,
-              help="Comma-separated methods (tuned: lora, bitfit, prefix; any method can be pulled).")
+              help="Comma-separated methods (tuned: lora, bitfit, prefix, bottleneck; any method can be pulled).")
 @click.option("--data-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
               help="Folder with one data folder per task (rte/, sst2/ ...); else the catalog's Hub dataset.")
 @click.option("--push", "push_org", default=None, metavar="ORG",

@@ -27,7 +27,7 @@ def layout_segments(method: str, repr_: str, pooling: str, layout: Any) -> list[
         return None
     out: list[list] = []
     offset = 0
-    if repr_ == "delta" and method == "lora":
+    if repr_ == "delta" and method in ("lora", "bottleneck"):
         p = layout[2] if len(layout) > 2 and isinstance(layout[2], int) else SKETCH_DIM
         for name, shape in layout[0]:
             length = math.prod(shape) if math.prod(shape) <= p * p else p * p

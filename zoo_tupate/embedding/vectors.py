@@ -11,6 +11,11 @@ flattened, in sorted order.
 (B_cat = [s·B_1 … s·B_L]/L, A_cat = [A_1; …; A_L]); the vector is ΔW itself when it has at most
 ``SKETCH_DIM``² entries, else the two-sided Gaussian sketch S₁·ΔW·S₂ᵀ (S fixed by seed and shape,
 entries N(0, 1/p)), computed from the factors without forming d×k. Ranks and alphas then share a space.
+
+``delta`` (bottleneck): per adapter, the product W_up·W_down (d×d) of its up- and down-projection weights,
+exact or sketched as above. Permuting the m bottleneck units (W_down → P·W_down, b_down → P·b_down,
+W_up → W_up·Pᵀ) leaves the adapter's function and this product unchanged, so independently trained
+adapters (AdapterHub's and a probe) become comparable; the biases are left out (docs/bottleneck.md).
 """
 
 from __future__ import annotations
@@ -186,6 +191,19 @@ def lora_modules(group: dict[str, np.ndarray]) -> list[str]:
     return sorted(n[: -len(".lora_A")] for n in group if n.endswith(".lora_A") and n[:-1] + "B" in group)
 
 
+#: Per method with a product form: (suffix of the left factor B, suffix of the right factor A); ΔW = B·A.
+FACTORS: dict[str, tuple[str, str]] = {
+    "lora": (".lora_B", ".lora_A"),
+    "bottleneck": (".adapter_up.weight", ".adapter_down.0.weight"),
+}
+
+
+def factor_modules(group: dict[str, np.ndarray], method: str) -> list[str]:
+    """Module names with both factors of ``method``'s product in a layer, sorted."""
+    left, right = FACTORS[method]
+    return sorted(n[: -len(right)] for n in group if n.endswith(right) and n[: -len(right)] + left in group)
+
+
 def delta_from_factors(b: np.ndarray, a: np.ndarray, p: int = SKETCH_DIM, scale: float = 1.0,
                        release: Callable[[], None] | None = None) -> np.ndarray:
     """ΔW = scale·b·a flattened when small, else its two-sided sketch S₁·(scale·b)·a·S₂ᵀ (never forming d×k).
@@ -214,21 +232,27 @@ def delta_from_factors(b: np.ndarray, a: np.ndarray, p: int = SKETCH_DIM, scale:
 
 
 def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tuple[np.ndarray, list]:
-    """LoRA ΔW per module (layer-mean of ΔW or per layer), exact or sketched; layout ignores rank and α."""
-    if params.method != "lora":
-        raise UnsupportedCheckpoint(f"repr 'delta' applies to LoRA only; {params.method} has no factors (use raw)")
+    """ΔW per module (layer-mean of ΔW or per layer), exact or sketched: LoRA's (α/r)·B·A (layout ignores
+    rank and α) or a bottleneck adapter's W_up·W_down (layout ignores the bottleneck width)."""
+    if params.method not in FACTORS:
+        raise UnsupportedCheckpoint(f"repr 'delta' applies to LoRA and bottleneck adapters only; {params.method} "
+                                    "has no factors (use raw)")
+    left, right = FACTORS[params.method]
     layers = list(params.layers.values())
-    modules = lora_modules(layers[0]) if layers else []
-    if not modules or any(lora_modules(g) != modules for g in layers):
+    modules = factor_modules(layers[0], params.method) if layers else []
+    if not modules or any(factor_modules(g, params.method) != modules for g in layers):
         if pooling == "layer-mean":
-            raise UnsupportedCheckpoint("layers target different LoRA modules; use --pooling flatten")
+            raise UnsupportedCheckpoint(f"layers hold different {params.method} modules; use --pooling flatten")
     scale = params.scaling
 
     def product(group: dict[str, np.ndarray], module: str) -> np.ndarray:
-        out = delta_from_factors(group[module + ".lora_B"], group[module + ".lora_A"], p, scale.get(module, 1.0),
+        out = delta_from_factors(group[module + left], group[module + right], p, scale.get(module, 1.0),
                                  params.release)
         _release(params)
         return out
+
+    def shape(group: dict[str, np.ndarray], module: str) -> list[int]:
+        return [group[module + left].shape[0], group[module + right].shape[1]]
 
     parts, layout = [], []
     if pooling == "layer-mean":
@@ -241,13 +265,12 @@ def delta_vector(params: TunedParams, pooling: str, p: int = SKETCH_DIM) -> tupl
                 totals[module] = part if module not in totals else totals[module] + part
         for module in modules:
             parts.append(totals[module] / len(layers))
-            shape = [layers[0][module + ".lora_B"].shape[0], layers[0][module + ".lora_A"].shape[1]]
-            layout.append([module, shape])
+            layout.append([module, shape(layers[0], module)])
     elif pooling == "flatten":
         for idx, group in params.layers.items():
-            for module in lora_modules(group):
+            for module in factor_modules(group, params.method):
                 parts.append(product(group, module))
-                layout.append([idx, module, [group[module + ".lora_B"].shape[0], group[module + ".lora_A"].shape[1]]])
+                layout.append([idx, module, shape(group, module)])
     else:
         raise ValueError(f"unknown pooling {pooling!r} (choose from {', '.join(POOLINGS)})")
     shared_names, shared_layout, shared_size = _shared_layout(params)

@@ -23,7 +23,7 @@ from typing import Any
 
 _EXPORTS = {
     "load_task": "data", "TaskData": "data",
-    "MethodOptions": "methods", "build": "methods", "load_tuned": "methods", "LR_GRIDS": "methods",
+    "MethodOptions": "methods", "build": "methods", "load_tuned": "loading", "LR_GRIDS": "methods",
     "METHOD_NAMES": "methods",
     "TuneConfig": "config", "TuneResult": "config", "tune": "train",
     "ProbePlan": "probe", "plan_probes": "probe", "ensure_probes": "probe",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_tupate.core.errors import TuningError
-from zoo_tupate.tuning.methods import METHOD_NAMES, MethodOptions
+from zoo_tupate.tuning.methods import ALL_METHODS, METHOD_NAMES, MethodOptions
 
 
 @dataclass
@@ -18,7 +18,7 @@ class TuneConfig:
 
     dataset: str
     base_model: str
-    method: str = "all"  # lora | bitfit | prefix | all
+    method: str = "all"  # lora | bitfit | prefix | bottleneck | all (the first three)
     base_model_id: str | None = None
     epochs: int = 20
     early_epochs: int = 2
@@ -42,7 +42,7 @@ class TuneConfig:
 
     def methods(self) -> list[str]:
         """The methods this config asks for."""
-        return list(METHOD_NAMES) if self.method == "all" else [self.method]
+        return list(ALL_METHODS) if self.method == "all" else [self.method]
 
     def check(self) -> None:
         """Raise :class:`TuningError` for settings that cannot run."""

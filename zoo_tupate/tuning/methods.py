@@ -1,4 +1,5 @@
-"""Building, saving and loading the three tunable models: LoRA and BitFit (through PEFT) and deep prefixes.
+"""Building, saving and loading the tunable models: LoRA and BitFit (through PEFT), deep prefixes and
+AdapterHub's Pfeiffer bottleneck adapters (:mod:`.bottleneck`, saved in AdapterHub's format).
 
 Every model starts from a fixed ``init_seed`` (the classification head, LoRA's A matrices, the prefixes),
 kept apart from the data-order seed, so that raw-parameter embeddings of tasks tuned on one base model
@@ -24,24 +25,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_tupate.core.errors import CorruptCheckpoint, TuningError
+from zoo_tupate.core.errors import TuningError
 from zoo_tupate.core.models import missing_weights_hint, resolve_model
+from zoo_tupate.tuning.bottleneck import (
+    REDUCTION_FACTOR,
+    BottleneckModel,
+    adapter_name,
+    build_bottleneck,
+    save_bottleneck,
+)
 from zoo_tupate.tuning.prefix import (
     CONFIG_NAME,
     DeepPrefix,
     PrefixModel,
-    load_prefix_weights,
     prefix_config,
     save_prefix,
 )
 
-METHOD_NAMES: tuple[str, ...] = ("lora", "bitfit", "prefix")
+METHOD_NAMES: tuple[str, ...] = ("lora", "bitfit", "prefix", "bottleneck")
+#: What ``tune --method all`` tunes: the paper's three methods (bottleneck is asked for by name).
+ALL_METHODS: tuple[str, ...] = ("lora", "bitfit", "prefix")
 
 #: The paper's learning-rate grids (§4.3); the first value is the default without ``--lr-grid``.
 LR_GRIDS: dict[str, tuple[float, ...]] = {
     "lora": (5e-4, 2e-4),
     "bitfit": (4e-4, 1e-4),
     "prefix": (1e-2, 1e-3),
+    "bottleneck": (1e-4, 1e-3),  # AdapterHub's pf adapters were trained at 1e-4
 }
 
 
@@ -99,6 +109,7 @@ class MethodOptions:
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] | None = None  # None: the architecture's (query, value)
     prefix_length: int = 20
+    reduction_factor: int = REDUCTION_FACTOR  # bottleneck: AdapterHub's Pfeiffer default
 
 
 @dataclass
@@ -130,6 +141,9 @@ class Tunable:
     def save(self, folder: Path) -> Path:
         """Save the adapter (PEFT format) with its head to ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.model, BottleneckModel):
+            save_bottleneck(folder, self.model, self.base_model_id, extra=self.metadata())
+            return folder
         if isinstance(self.model, PrefixModel):
             save_prefix(folder, self.model, prefix_config(self.model.prefix, self.base_model_id,
                                                           extra=self.metadata()))
@@ -226,15 +240,25 @@ def build(
     base_model_id: str,
     init_seed: int = 0,
     options: MethodOptions | None = None,
+    name: str | None = None,
 ) -> Tunable:
-    """Load ``base_model`` and wrap it for ``method`` (``lora``, ``bitfit`` or ``prefix``)."""
+    """Load ``base_model`` and wrap it for ``method`` (``lora``, ``bitfit``, ``prefix`` or ``bottleneck``).
+
+    ``name`` (bottleneck only) is the adapter's name inside AdapterHub's keys (default ``adapter``).
+    """
     if method not in METHOD_NAMES:
         raise TuningError(f"unknown tuning method {method!r} (choose from {', '.join(METHOD_NAMES)})")
     options = options or MethodOptions()
     config = load_config(base_model)
+    extra = {"init_seed": init_seed, "base_model_id": base_model_id}
+    if method == "bottleneck":
+        model = load_base(base_model, num_labels, problem, init_seed)
+        wrapped = build_bottleneck(model, base_model, adapter_name(name), num_labels, init_seed,
+                                   options.reduction_factor)
+        settings = {"config": "pfeiffer", "reduction_factor": options.reduction_factor, "non_linearity": "relu"}
+        return Tunable(method, wrapped, settings, num_labels, problem, base_model_id, extra)
     arch = architecture_for(getattr(config, "model_type", "?"), method, base_model)
     model = load_base(base_model, num_labels, problem, init_seed)
-    extra = {"init_seed": init_seed, "base_model_id": base_model_id}
     if method == "prefix":
         wrapped, settings = _build_prefix(model, arch, base_model, init_seed, options)
     else:
@@ -315,49 +339,6 @@ def _attention_modules(model: nn.Module, arch: Architecture, base_model: str) ->
     return [found[i] for i in range(len(found))]
 
 
-def read_adapter_config(folder: Path) -> dict[str, Any]:
-    """``adapter_config.json`` of a tuned folder (a :class:`CorruptCheckpoint` when unreadable)."""
-    path = folder / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpoint(f"{path}: cannot read the adapter config ({exc})") from None
-    if not isinstance(config, dict):
-        raise CorruptCheckpoint(f"{path}: expected a JSON object")
-    return config
-
-
-def load_tuned(folder: str | Path, base_model: str | None = None) -> Tunable:
-    """Load a folder saved by :meth:`Tunable.save` onto ``base_model`` (default: the config's base model)."""
-    from peft import PeftConfig, PeftModel
-
-    folder = Path(folder)
-    config = read_adapter_config(folder)
-    meta = config.get("zoo_tupate") or {}
-    base_model = base_model or config.get("base_model_name_or_path")
-    if not base_model:
-        raise CorruptCheckpoint(f"{folder}: no base model named; pass one")
-    method = meta.get("method") or ("prefix" if config.get("peft_type") == "PREFIX_TUNING" else None)
-    if method not in METHOD_NAMES or "num_labels" not in meta:
-        raise CorruptCheckpoint(f"{folder / CONFIG_NAME}: not a zoo-tupate tuned adapter (no zoo_tupate keys)")
-    num_labels, problem = int(meta["num_labels"]), str(meta.get("problem", "classification"))
-    init_seed = int(meta.get("init_seed", 0))
-    base_id = meta.get("base_model_id") or config.get("base_model_name_or_path") or base_model
-    if method == "prefix":
-        options = MethodOptions(prefix_length=int(config["num_virtual_tokens"]))
-        tunable = build("prefix", base_model, num_labels, problem, base_id, init_seed, options)
-        load_prefix_weights(folder, tunable.model)
-        tunable.settings = dict(meta.get("method_config") or tunable.settings)
-        return tunable
-    model = load_base(base_model, num_labels, problem, init_seed)
-    peft_config = PeftConfig.from_peft_type(**{k: v for k, v in config.items() if k != "zoo_tupate"})
-    with _quiet():
-        wrapped = PeftModel.from_pretrained(model, str(folder), config=peft_config)
-    settings = dict(meta.get("method_config") or {})
-    extra = {k: v for k, v in meta.items() if k not in {"method", "method_config", "num_labels", "problem"}}
-    return Tunable(method, wrapped, settings, num_labels, problem, base_id, extra)
-
-
 def options_from_settings(method: str, settings: dict[str, Any]) -> MethodOptions:
     """The :class:`MethodOptions` that reproduce a recorded ``method_config`` (for probes)."""
     options = MethodOptions()
@@ -369,6 +350,8 @@ def options_from_settings(method: str, settings: dict[str, Any]) -> MethodOption
             options.lora_targets = tuple(sorted(targets))
     elif method == "prefix":
         options.prefix_length = int(settings.get("num_virtual_tokens", options.prefix_length))
+    elif method == "bottleneck":
+        options.reduction_factor = int(settings.get("reduction_factor", options.reduction_factor))
     return options
 
 

@@ -66,7 +66,7 @@ def write_embedding_card(folder: Path, task: TaskData, config: TuneConfig, run: 
     except ImportError as exc:  # the core or card module not installed in this build
         return f"{folder}: no embedding card written ({exc})"
     meta = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("zoo_tupate", {})
-    reprs = ("raw", "delta") if run.method == "lora" else ("raw",)
+    reprs = ("raw", "delta") if run.method in ("lora", "bottleneck") else ("raw",)
     base_id = normalize_base_model(config.base_model, config.base_model_id)
     try:
         embeddings = [embed(folder, repr=r, base_model_id=base_id) for r in reprs]

@@ -98,7 +98,7 @@ def train_run(
     autocast, amp_dtype = autocast_for(device)
     base_id = normalize_base_model(config.base_model, config.base_model_id)
     tunable = build(method, config.base_model, task.num_labels, task.problem, base_id, config.init_seed,
-                    config.options)
+                    config.options, name=task.name)
     tunable.extra.update({"seed": config.seed, "lr": lr, "dataset": task.display_name, **config.recipe()})
     if config.init_adapter is not None:
         from zoo_tupate.tuning.warmstart import init_from_adapter

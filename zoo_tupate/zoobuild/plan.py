@@ -24,7 +24,7 @@ from zoo_tupate.tuning.recipes import default_recipe
 
 #: Methods a build tunes by default (those of the starter zoo).
 DEFAULT_METHODS: tuple[str, ...] = ("lora", "prefix")
-TUNABLE: tuple[str, ...] = ("lora", "bitfit", "prefix")
+TUNABLE: tuple[str, ...] = ("lora", "bitfit", "prefix", "bottleneck")
 #: Rough seconds per probe of a MiniLM-sized model (1,000 rows x 2 epochs) when this build has measured
 #: none yet: CPU from the starter zoo build (22 probes in about 30 min on 2 cores), CUDA from issue 14
 #: (22 s of wall time per probe process on an H200, imports and loading included).
