@@ -22,7 +22,7 @@ from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, r
 
 _CONFIG_SUMMARY_KEYS = (
     "peft_type", "task_type", "r", "lora_alpha", "target_modules", "num_virtual_tokens", "num_layers",
-    "token_dim", "init_seed", "zoo_tupate",
+    "token_dim", "init_seed", "zoo_tupate", "config",  # config: AdapterHub's adapter settings
 )
 
 

@@ -232,6 +232,20 @@ def is_pfeiffer(config: dict[str, Any]) -> bool:
     return all(block.get(k, PFEIFFER_CONFIG[k]) == PFEIFFER_CONFIG[k] for k in _DEFINING)
 
 
+def settings(reduction_factor: int = REDUCTION_FACTOR) -> dict[str, Any]:
+    """The method settings recorded with a tuned adapter (``method_config``), also those of a Hub ``pf`` one."""
+    return {"config": "pfeiffer", "reduction_factor": reduction_factor, "non_linearity": NON_LINEARITY}
+
+
+def pfeiffer_settings(config: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`settings` of an AdapterHub ``adapter_config.json`` that is Pfeiffer, else None."""
+    if not is_pfeiffer(config):
+        return None
+    block = config.get("config")
+    factor = block.get("reduction_factor") if isinstance(block, dict) else None
+    return settings(int(factor) if isinstance(factor, (int, float)) and factor >= 1 else REDUCTION_FACTOR)
+
+
 def load_bottleneck_weights(folder: Path, model: BottleneckModel) -> None:
     """Load a saved adapter (any adapter name) and its head, if present, into ``model``."""
     config = _json(folder / CONFIG_NAME)

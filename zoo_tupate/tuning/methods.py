@@ -34,6 +34,7 @@ from zoo_tupate.tuning.bottleneck import (
     build_bottleneck,
     save_bottleneck,
 )
+from zoo_tupate.tuning.bottleneck import settings as bottleneck_settings
 from zoo_tupate.tuning.prefix import (
     CONFIG_NAME,
     DeepPrefix,
@@ -255,7 +256,7 @@ def build(
         model = load_base(base_model, num_labels, problem, init_seed)
         wrapped = build_bottleneck(model, base_model, adapter_name(name), num_labels, init_seed,
                                    options.reduction_factor)
-        settings = {"config": "pfeiffer", "reduction_factor": options.reduction_factor, "non_linearity": "relu"}
+        settings = bottleneck_settings(options.reduction_factor)
         return Tunable(method, wrapped, settings, num_labels, problem, base_model_id, extra)
     arch = architecture_for(getattr(config, "model_type", "?"), method, base_model)
     model = load_base(base_model, num_labels, problem, init_seed)

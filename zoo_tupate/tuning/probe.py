@@ -358,6 +358,10 @@ def _settings_from_peft(method: str, config: dict[str, Any]) -> dict[str, Any]:
         return out
     if method == "prefix" and isinstance(config.get("num_virtual_tokens"), int):
         return {"num_virtual_tokens": config["num_virtual_tokens"], "prefix_projection": False}
+    if method == "bottleneck":
+        from zoo_tupate.tuning.bottleneck import pfeiffer_settings
+
+        return pfeiffer_settings(config) or {}
     return {}
 
 

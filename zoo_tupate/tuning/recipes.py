@@ -51,6 +51,7 @@ SEARCH_RATES: dict[str, tuple[float, ...]] = {
     "lora": (5e-4, 2e-3),
     "bitfit": (4e-4, 2e-3),
     "prefix": (1e-3, 1e-2),
+    "bottleneck": (1e-4, 1e-3),  # AdapterHub's pf adapters were trained at 1e-4 (Poth et al., 2021)
 }
 
 
