@@ -152,8 +152,8 @@ def _tune_own(out: Path) -> bool:
 
     import torch
 
-    from zoo_tupate.tuning.loading import load_tuned
     from zoo_tupate.tuning.config import TuneConfig
+    from zoo_tupate.tuning.loading import load_tuned
     from zoo_tupate.tuning.train import tune
 
     torch.set_num_threads(1)

@@ -31,7 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from zoo_tupate.cards.cardfile import read_card, write_card  # noqa: E402
-from zoo_tupate.store.starter import ADAPTER_DIR, STARTER_MODEL, STARTER_TASKS, starter_dir  # noqa: E402
+from zoo_tupate.store.starter import (  # noqa: E402
+    ADAPTER_DIR,
+    STARTER_HUB_ID,
+    STARTER_MODEL,
+    STARTER_TASKS,
+    starter_dir,
+)
 from zoo_tupate.tuning.config import TuneConfig  # noqa: E402
 from zoo_tupate.tuning.recipes import default_recipe  # noqa: E402
 from zoo_tupate.tuning.train import tune  # noqa: E402
@@ -59,8 +65,8 @@ def build_task(task: str, data_dir: Path, work: Path, out: Path, methods: tuple[
         scores[method] = {"metric": result.chosen.metric, "early": result.to_json()["early_metric"]}
         recipes[method] = {**recipe.to_json(), "lr": result.chosen.lr}
     extra = {
-        "task": catalog_name, "starter": True, "base_model": STARTER_MODEL,
-        "title": f"Starter task embedding: {catalog_name} on {STARTER_MODEL}",
+        "task": catalog_name, "starter": True, "base_model": STARTER_MODEL, "base_model_hub_id": STARTER_HUB_ID,
+        "title": f"Starter task embedding: {catalog_name} on {STARTER_HUB_ID}",
         "description": (f"LoRA (raw and ΔW) and P-Tuning v2 prefix probes of {catalog_name}, tuned with the "
                         "zoo-tupate probe recipe; rows from the project's CR task sample (see PROVENANCE)."),
         "recipe": recipes, "validation": scores, "methods": list(methods),
@@ -127,6 +133,7 @@ def ship_adapter(task: str, work: Path, out: Path) -> dict:
         sys.exit(f"error: {weights}: no LoRA tensors")
     config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
     config["modules_to_save"] = None  # the head is not shipped: a transfer starts a new one
+    config["base_model_name_or_path"] = STARTER_HUB_ID  # as the Hub spells it
     config.setdefault("zoo_tupate", {}).update({"weights_dtype": "float16", "head_included": False})
     card = out / task_folder(STARTER_TASKS[task])
     if not card.is_dir():

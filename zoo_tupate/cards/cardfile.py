@@ -127,7 +127,8 @@ def write_card(folder: str | Path, embeddings: list[Embedding], extra: dict[str,
     """Write ``embeddings`` (one per space) and a README model card into ``folder``; return the folder.
 
     ``extra`` is stored as-is in the JSON document; the README uses its keys ``task`` (a catalog name such
-    as ``glue/rte``), ``title``, ``description``, ``datasets``, ``license``, ``repo_id`` and ``notes``.
+    as ``glue/rte``), ``title``, ``description``, ``datasets``, ``license``, ``repo_id``, ``notes`` and
+    ``base_model_hub_id`` (the front matter's ``base_model`` as the Hub spells it; spaces keep the normalised id).
     ``half`` stores the vectors as float16 (half the size; readers return float32 either way).
     """
     from safetensors.numpy import save
@@ -195,6 +196,8 @@ def _card_data(document: dict[str, Any]) -> Any:
     if datasets is None:
         card = _catalog_card(extra.get("task"))
         datasets = [card.dataset.hub_id] if card is not None and card.dataset.hub_id else None
+    if isinstance(extra.get("base_model_hub_id"), str):  # the Hub's spelling (space ids keep the normalised one)
+        bases = [extra["base_model_hub_id"]]
     return ModelCardData(
         base_model=(bases[0] if len(bases) == 1 else bases) or None,
         library_name=LIBRARY_NAME,
