@@ -71,6 +71,8 @@ def test_pull_glue_then_a_dataset_target_ranks_exactly_the_pf_adapters_and_build
     assert all(items[f"glue/{t}"]["outcome"] in ("pulled", "unchanged", "skipped") for t in PF_TASKS)
     files = hub_server.repo_files(f"me/{BASE_ID}-glue-wnli-bottleneck")
     assert {"adapter_config.json", "pytorch_adapter.bin", "head_config.json", "pytorch_model_head.bin"} <= set(files)
+    assert "library_name: adapter-transformers" in files["README.md"].decode() and f"base_model: {BASE_ID}" in \
+        files["README.md"].decode()
     config = json.loads(files["adapter_config.json"])
     assert config["config"] == PFEIFFER_CONFIG and config["model_name"] == BASE_ID
     state = torch.load(io.BytesIO(files["pytorch_adapter.bin"]), weights_only=True)

@@ -139,7 +139,7 @@ def _marker(kind: str, files: list[str]) -> bytes:
 
 
 def _with_tags(readme: str, config: dict[str, Any] | None = None) -> str:
-    """Add the ``zoo-tupate`` tag (and PEFT's library/base model for PEFT adapters) to a README's metadata."""
+    """Add the ``zoo-tupate`` tag (and the library/base model of PEFT or AdapterHub adapters) to a README's metadata."""
     from huggingface_hub import ModelCard
 
     card = ModelCard(readme, ignore_metadata_errors=True)
@@ -152,6 +152,9 @@ def _with_tags(readme: str, config: dict[str, Any] | None = None) -> str:
     base = config.get("base_model_name_or_path")
     if config.get("peft_type"):
         card.data.library_name = "peft"
+    elif isinstance(config.get("config"), dict) and "model_name" in config:  # AdapterHub's format
+        card.data.library_name = "adapter-transformers"
+        base = config.get("model_name")
     if isinstance(base, str) and base.strip() and not card.data.base_model:
         card.data.base_model = base.strip()
     return redact(str(card))

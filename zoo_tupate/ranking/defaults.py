@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 #: Representation a method is compared in when ``--repr`` is not given (LoRA: ``delta`` ranks sources
-#: better than ``raw``, above all across uploaders with different random initialisations).
-PREFERRED_REPR: dict[str, str] = {"lora": "delta"}
+#: better than ``raw``, above all across uploaders with different random initialisations; bottleneck:
+#: AdapterHub's adapters never share a probe's initialisation, and only W_up·W_down is invariant to the
+#: permutation of hidden units that separates them: docs/bottleneck.md).
+PREFERRED_REPR: dict[str, str] = {"lora": "delta", "bottleneck": "delta"}
 #: Representation of every method not in ``PREFERRED_REPR`` (and the fallback when the preferred one
 #: cannot be compared).
 DEFAULT_REPR = "raw"
