@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo_tupate.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
+from zoo_tupate.store.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
 
 REPRS = ("raw", "delta")
 
@@ -36,8 +36,9 @@ def tune_all(data_dir: Path, work: Path, seed: int, lr: float, tasks: list[str])
     import torch
 
     from zoo_tupate import embed
+    from zoo_tupate.tuning.config import TuneConfig
     from zoo_tupate.tuning.recipes import Recipe
-    from zoo_tupate.tuning.train import TuneConfig, tune
+    from zoo_tupate.tuning.train import tune
 
     torch.set_num_threads(1)
     work.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def score(work: Path, matrix: Path, retest: int | None, out: Path | None) -> None:
-    from zoo_tupate.bench.evaluate import METRICS, bootstrap_ci, evaluate
+    from zoo_tupate.ranking.evaluate import METRICS, bootstrap_ci, evaluate
 
     document = json.loads(matrix.read_text(encoding="utf-8"))
     base = dict(np.load(work / "seed0.npz"))
