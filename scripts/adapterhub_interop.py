@@ -12,7 +12,8 @@ runs in the project's. Steps (each runs in the environment that has what it need
     module, loading it, gives the library's logits; then zoo-tupate tunes a bottleneck adapter
     (``tune --method bottleneck``) under ``OUT/zt/<task>`` and writes its own logits.
 ``lib-check OUT`` (side venv) loads each zoo-tupate adapter with ``load_adapter`` and compares the logits.
-``all OUT --side-python PY``  (project venv) runs the three in order. Exit status 0 only when all agree.
+``all OUT --side-python PY``  (project venv) runs the three in order, for a tiny BERT (in ``OUT``) and a tiny
+    RoBERTa (in ``OUT/roberta``). Exit status 0 only when all agree.
 
 Run from the repository root: ``python scripts/adapterhub_interop.py all /tmp/interop --side-python
 .adapters-venv/bin/python``.
@@ -48,33 +49,35 @@ def fixed_input(vocab_size: int) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
-def make_model(folder: Path, hidden: int = 64, layers: int = 2, seed: int = 0, name: str | None = None) -> Path:
-    """A tiny BERT (seeded ``BertConfig``) and its WordPiece tokenizer, saved to ``folder``."""
+def make_model(folder: Path, hidden: int = 64, layers: int = 2, seed: int = 0, name: str | None = None,
+               arch: str = "bert") -> Path:
+    """A tiny BERT or RoBERTa (seeded config) and a WordPiece tokenizer, saved to ``folder``."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer, RobertaConfig, RobertaModel
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = list(dict.fromkeys([*SPECIAL, *"abcdefghijklmnopqrstuvwxyz.,!?'", *WORDS]))
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(str(folder))
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                        intermediate_size=2 * hidden, max_position_embeddings=64)
-    model = BertModel(config)
+    config_class, model_class = (RobertaConfig, RobertaModel) if arch == "roberta" else (BertConfig, BertModel)
+    config = config_class(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+                          intermediate_size=2 * hidden, max_position_embeddings=64)
+    model = model_class(config)
     if name:
         model.config.name_or_path = name
     model.save_pretrained(str(folder))
     return folder
 
 
-def lib_make(out: Path, tasks: tuple[str, ...] = TASKS, model_name: str | None = None) -> None:
+def lib_make(out: Path, tasks: tuple[str, ...] = TASKS, model_name: str | None = None, arch: str = "bert") -> None:
     """(side venv) The model and one library-saved ``pf`` adapter per task, with the library's logits."""
     import torch
-    from adapters import BertAdapterModel
+    from adapters import AutoAdapterModel
 
-    model_dir = make_model(out / "model")
+    model_dir = make_model(out / "model", arch=arch)
     for i, task in enumerate(tasks):
-        model = BertAdapterModel.from_pretrained(str(model_dir))
+        model = AutoAdapterModel.from_pretrained(str(model_dir))
         if model_name:
             model.config.name_or_path = model_name  # what save_adapter records as model_name
         model.add_adapter(task, config="pfeiffer")
@@ -129,7 +132,8 @@ def zt_check(out: Path) -> bool:
         emb = embed(folder, repr="raw")
         layers = sorted({int(k.split(".layer.")[1].split(".")[0]) for k in saved})
         names = sorted({k.split(f".adapters.{folder.name}.")[1] for k in saved})
-        want = np.mean([np.concatenate([saved[f"bert.encoder.layer.{i}.output.adapters.{folder.name}.{n}"]
+        prefix = next(iter(saved)).split(".encoder.layer.")[0]  # bert / roberta
+        want = np.mean([np.concatenate([saved[f"{prefix}.encoder.layer.{i}.output.adapters.{folder.name}.{n}"]
                                         .numpy().ravel() for n in names]) for i in layers], axis=0)
         same = params.method == "bottleneck" and emb.vector.shape == want.shape and np.allclose(emb.vector, want,
                                                                                                atol=1e-7)
@@ -189,11 +193,11 @@ def _tune_own(out: Path) -> bool:
 def lib_check(out: Path) -> bool:
     """(side venv) zoo-tupate's adapters load in the real library and give zoo-tupate's logits."""
     import torch
-    from adapters import BertAdapterModel
+    from adapters import AutoAdapterModel
 
     ok = True
     for folder in sorted(p for p in (out / "zt").iterdir() if p.is_dir()):
-        model = BertAdapterModel.from_pretrained(str(out / "model"))
+        model = AutoAdapterModel.from_pretrained(str(out / "model"))
         name = model.load_adapter(str(folder), with_head=True)
         model.set_active_adapters(name)
         model.eval()
@@ -213,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side-python", default=None, help="The side venv's python (step 'all').")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--model-name", default=None, help="lib-make: the model_name the adapters record.")
+    parser.add_argument("--arch", choices=("bert", "roberta"), default="bert", help="lib-make: the model family.")
+    parser.add_argument("--archs", default="bert,roberta", help="all: the families checked (roberta in OUT/roberta).")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     if args.step == "lib-make":
-        lib_make(out, tuple(t for t in args.tasks.split(",") if t), args.model_name)
+        lib_make(out, tuple(t for t in args.tasks.split(",") if t), args.model_name, args.arch)
         return 0
     if args.step == "zt-check":
         return 0 if zt_check(out) else 1
@@ -225,9 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.side_python:
         parser.error("step 'all' needs --side-python")
     me = [str(Path(__file__).resolve())]
-    subprocess.run([args.side_python, *me, "lib-make", str(out), "--tasks", args.tasks], check=True)
-    ok = zt_check(out)
-    ok &= subprocess.run([args.side_python, *me, "lib-check", str(out)]).returncode == 0
+    ok = True
+    for arch in [a for a in args.archs.split(",") if a]:
+        where = out if arch == "bert" else out / arch
+        print(f"--- {arch}")
+        subprocess.run([args.side_python, *me, "lib-make", str(where), "--tasks", args.tasks, "--arch", arch],
+                       check=True)
+        ok &= zt_check(where)
+        ok &= subprocess.run([args.side_python, *me, "lib-check", str(where)]).returncode == 0
     print("interop: " + ("both directions agree" if ok else "FAILED"))
     return 0 if ok else 1
 
