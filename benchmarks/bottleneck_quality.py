@@ -31,7 +31,11 @@ from zoo_tupate.store.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
 REPRS = ("raw", "delta")
 
 
-def tune_all(data_dir: Path, work: Path, seed: int, lr: float, tasks: list[str]) -> None:
+def _tag(seed: int, init_seed: int = 0) -> str:
+    return f"seed{seed}" if init_seed == 0 else f"seed{seed}-init{init_seed}"
+
+
+def tune_all(data_dir: Path, work: Path, seed: int, lr: float, tasks: list[str], init_seed: int = 0) -> None:
     """Tune and embed every task's probe (skips tasks already in ``seed<S>.npz``)."""
     import torch
 
@@ -42,10 +46,10 @@ def tune_all(data_dir: Path, work: Path, seed: int, lr: float, tasks: list[str])
 
     torch.set_num_threads(1)
     work.mkdir(parents=True, exist_ok=True)
-    npz, meta_path = work / f"seed{seed}.npz", work / f"seed{seed}.json"
+    npz, meta_path = work / f"{_tag(seed, init_seed)}.npz", work / f"{_tag(seed, init_seed)}.json"
     vectors = dict(np.load(npz)) if npz.exists() else {}
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    recipe = Recipe(lr=lr, lr_source="given", seed=seed)
+    recipe = Recipe(lr=lr, lr_source="given", seed=seed, init_seed=init_seed)
     for task in tasks:
         if all(f"{task}/{r}" in vectors for r in REPRS):
             continue
@@ -53,7 +57,7 @@ def tune_all(data_dir: Path, work: Path, seed: int, lr: float, tasks: list[str])
         config = TuneConfig(
             dataset=str(data_dir / task), base_model=STARTER_MODEL, method="bottleneck", epochs=recipe.epochs,
             early_epochs=recipe.epochs, max_train=recipe.max_train, max_eval=recipe.max_eval, lr=recipe.lr,
-            batch_size=recipe.batch_size, max_length=recipe.max_length, device="cpu", output=work / f"runs{seed}" / task,
+            batch_size=recipe.batch_size, max_length=recipe.max_length, device="cpu", output=work / f"runs-{_tag(seed, init_seed)}" / task,
             seed=recipe.seed, init_seed=recipe.init_seed, save_best=False, cards=False,
         )
         result = tune(config)[0]
@@ -70,7 +74,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def score(work: Path, matrix: Path, retest: int | None, out: Path | None) -> None:
+def score(work: Path, matrix: Path, retest: int | None, out: Path | None, cross_init: int | None = None) -> None:
     from zoo_tupate.ranking.evaluate import METRICS, bootstrap_ci, evaluate
 
     document = json.loads(matrix.read_text(encoding="utf-8"))
@@ -83,6 +87,9 @@ def score(work: Path, matrix: Path, retest: int | None, out: Path | None) -> Non
     retest_vectors = dict(np.load(work / f"seed{retest}.npz")) if retest is not None else {}
     if retest is not None:
         views.update({f"bottleneck/{r}/retest{retest}": (r, retest_vectors) for r in REPRS})
+    cross_vectors = dict(np.load(work / f"{_tag(0, cross_init)}.npz")) if cross_init is not None else {}
+    if cross_init is not None:  # the target probe from another initialisation: a Hub zoo's situation
+        views.update({f"bottleneck/{r}/init{cross_init}": (r, cross_vectors) for r in REPRS})
     predictions = {}
     for name, (repr_, targets) in views.items():
         predictions[name] = {t: {s: _cos(targets[f"{t}/{repr_}"], base[f"{s}/{repr_}"]) for s in tasks if s != t}
@@ -104,6 +111,9 @@ def score(work: Path, matrix: Path, retest: int | None, out: Path | None) -> Non
              ("bottleneck/delta", "datasize"), ("bottleneck/raw", "datasize")]
     if retest is not None:
         pairs.append((f"bottleneck/delta/retest{retest}", f"bottleneck/raw/retest{retest}"))
+    if cross_init is not None:
+        pairs += [(f"bottleneck/delta/init{cross_init}", f"bottleneck/raw/init{cross_init}"),
+                  (f"bottleneck/delta/init{cross_init}", "random"), (f"bottleneck/raw/init{cross_init}", "random")]
     print("\npaired differences (a − b; ρ and regret: lower is better; NDCG: higher is better)")
     for a, b in pairs:
         if b == "random":
@@ -129,6 +139,11 @@ def score(work: Path, matrix: Path, retest: int | None, out: Path | None) -> Non
                                        "own_task_nearest": int(sum(own)), "n": len(cos)}
             print(f"{repr_:6s} mean {np.mean(list(cos.values())):.3f} (min {min(cos.values()):.3f}); own task "
                   f"nearest in {sum(own)}/{len(cos)}")
+    for repr_ in REPRS if cross_init is not None else ():
+        cos = {t: _cos(base[f"{t}/{repr_}"], cross_vectors[f"{t}/{repr_}"]) for t in tasks
+               if f"{t}/{repr_}" in cross_vectors}
+        report["retest"][f"{repr_}/init{cross_init}"] = {"cosine": cos, "mean": float(np.mean(list(cos.values())))}
+        print(f"{repr_:6s} same task, init seed 0 vs {cross_init}: mean cosine {np.mean(list(cos.values())):.3f}")
     if out:
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {out}")
@@ -142,17 +157,19 @@ def main() -> None:
     t.add_argument("--work", type=Path, required=True)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--init-seed", type=int, default=0)
     t.add_argument("--tasks", default=",".join(STARTER_TASKS))
     s = sub.add_parser("score")
     s.add_argument("--work", type=Path, required=True)
     s.add_argument("--matrix", type=Path, default=REPO / "docs" / "results" / "cr11-minilm-full.json")
     s.add_argument("--retest-seed", type=int, default=None)
     s.add_argument("--json", type=Path, default=None)
+    s.add_argument("--cross-init", type=int, default=None, help="targets probed from this init seed (seed 0 data)")
     args = parser.parse_args()
     if args.step == "tune":
-        tune_all(args.data_dir, args.work, args.seed, args.lr, [x for x in args.tasks.split(",") if x])
+        tune_all(args.data_dir, args.work, args.seed, args.lr, [x for x in args.tasks.split(",") if x], args.init_seed)
     else:
-        score(args.work, args.matrix, args.retest_seed, args.json)
+        score(args.work, args.matrix, args.retest_seed, args.json, args.cross_init)
 
 
 if __name__ == "__main__":
