@@ -56,9 +56,12 @@ def test_pull_glue_then_a_dataset_target_ranks_exactly_the_pf_adapters_and_build
 
     target = toy_dataset(tmp_path / "my-dataset", n_train=48, n_val=16, pair=True)
     ranked = json.loads(_run("suggest", "--target", str(target), "--base-model", str(MODEL), "--base-model-id",
-                             BASE_ID, "--max-train", "48", "--json").stdout)
+                             BASE_ID, "--max-train", "48", "--by-space", "--json").stdout)
     assert {row["source"].split("@")[0] for row in ranked} == REPOS
     assert {row["method"] for row in ranked} == {"bottleneck"}
+    answer = json.loads(_run("suggest", "--target", str(target), "--base-model", str(MODEL), "--base-model-id",
+                             BASE_ID, "--max-train", "48", "--json").stdout)  # the one list; the probe is cached
+    assert len(answer["sources"]) == len(REPOS) and {r["source"].split("@")[0] for r in answer["rows"]} == REPOS
 
     data = tmp_path / "data"
     toy_dataset(data / "wnli", n_train=32, n_val=8, pair=True)
