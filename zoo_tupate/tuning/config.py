@@ -39,6 +39,7 @@ class TuneConfig:
     save_best: bool = True
     bucket: bool = False  # batches of similar lengths (less padding; changes the batches, so off in recipes)
     init_adapter: Path | None = None  # LoRA only: start A and B from this adapter folder (a proxy transfer)
+    warmup: float = 0.0  # > 0: linear warmup over this share of all steps, then linear decay (else constant)
 
     def methods(self) -> list[str]:
         """The methods this config asks for."""
@@ -61,6 +62,8 @@ class TuneConfig:
             raise TuningError("give either --lr or --lr-grid, not both")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise TuningError(f"--lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise TuningError(f"warmup must be a share of the steps in [0, 1), got {self.warmup}")
         for name in ("batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise TuningError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -69,7 +72,7 @@ class TuneConfig:
         """The settings a probe must share to be comparable (recorded in every checkpoint; see recipes)."""
         return {"max_train": self.max_train, "max_eval": self.max_eval, "epochs": self.early_epochs,
                 "max_length": self.max_length, "batch_size": self.batch_size, "init_seed": self.init_seed,
-                "seed": self.seed}
+                "seed": self.seed, **({"warmup": self.warmup} if self.warmup else {})}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready settings."""

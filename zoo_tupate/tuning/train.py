@@ -113,6 +113,7 @@ def train_run(
     metric = primary_metric(task.problem)
     steps = math.ceil(len(train_enc) / config.batch_size)
     bar = progress.add(f"{method} lr={lr:g}", config.epochs * steps)
+    scheduler = _schedule(optimizer, config.warmup, config.epochs * steps)
     history: list[dict[str, Any]] = []
     best_metric, best_epoch, step = -math.inf, 0, 0
     early_dir = folder / "early"
@@ -141,6 +142,8 @@ def train_run(
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total_loss += float(loss.detach()) * len(index)
             step += 1
             progress.update(bar, advance=1,
@@ -174,6 +177,18 @@ def train_run(
     rows_per_s = len(train_enc) * config.epochs / train_s if train_s > 0 else 0.0
     return RunResult(method, lr, history, best_epoch, float(best_metric), metric, early_dir, best_dir,
                      round(wall, 3), round(train_s, 3), rows_per_s, tunable.settings)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, warmup: float, total: int) -> Any:
+    """Linear warmup over ``warmup`` of the ``total`` steps, then linear decay to 0; None when ``warmup`` is 0."""
+    if warmup <= 0:
+        return None
+    ramp = max(1, round(warmup * total))
+
+    def factor(step: int) -> float:
+        return (step + 1) / ramp if step < ramp else max(0.0, (total - step) / max(1, total - ramp))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _save(tunable: Tunable, folder: Path, epoch: int, step: int, scores: dict[str, float], rows: int) -> None:
