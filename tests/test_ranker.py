@@ -32,10 +32,10 @@ def test_zscores_and_parts_sum_to_the_score() -> None:
     assert z["b"]["family"] == 0.0 and z["a"]["prefix"] == 0.0  # missing -> no contribution
     assert z["a"]["lora"] == pytest.approx(-z["b"]["lora"])
     ranked = score(rows, {"lora": 1.0, "size": 0.5, "family": 2.0})
-    assert [r.name for r in ranked] == ["a", "b", "c"]  # c: a known other family (-2) costs more than none
+    assert [r.name for r in ranked] == ["a", "c", "b"]  # family is not known for b: dropped for everyone
     for row in ranked:
         assert row.score == pytest.approx(sum(row.parts.values()))
-    assert "family" not in ranked[1].parts and ranked[2].parts["family"] == pytest.approx(-2.0)
+        assert "family" not in row.parts and row.dropped == ["family"]
 
 
 def test_families_are_fixed_and_unknown_tasks_have_none() -> None:
@@ -101,11 +101,14 @@ def test_explain_groups_rows_by_source_and_gives_parts_and_gain() -> None:
     rows = explain(ranking, target_name="glue/rte")
     assert [r.name for r in rows][0] == "glue/mnli"
     mnli = rows[0]
-    assert set(mnli.parts) == {"lora", "prefix", "size", "family"}  # no recorded probe quality
+    # my-own has no prefix row, no size, no family: those are dropped for the whole ranking, and said
+    assert set(mnli.parts) == {"lora"} and mnli.dropped == ["prefix", "size", "family"]
     assert mnli.signals["family"] == 1.0 and mnli.rows == ["lora/delta", "prefix/raw"]
     assert mnli.gain_low < mnli.gain < mnli.gain_high
     own = next(r for r in rows if r.name == "my-own")
-    assert "size" not in own.parts and "family" not in own.parts
+    assert set(own.parts) == {"lora"} and own.dropped == mnli.dropped
+    known = explain(Ranking(rows=ranking.rows[:4]), target_name="glue/rte")
+    assert set(known[0].parts) == {"lora", "prefix", "size", "family"} and known[0].dropped == []
 
 
 def test_verdict_says_plainly_when_nothing_is_likely_to_help() -> None:

@@ -107,8 +107,12 @@ def command(matrix: Path, methods: tuple[str, ...], all_methods: bool, bootstrap
     document = _load(matrix)
     if combined:
         from zoo_tupate.ranking.ranker import combined_predictions
+        from zoo_tupate.ranking.ranker.signals import missing_report
 
         document = {**document, "predictions": {**document["predictions"], **combined_predictions(document)}}
+        for target, lacking in missing_report(document).items():
+            console.print(f"[yellow]note:[/yellow] combined ranker, target {target}: dropped " + "; ".join(
+                f"{k} (not recorded for {', '.join(v)})" for k, v in lacking.items()))
     if not methods and not all_methods and set(MAIN_METHODS) & set(document.get("predictions", {})):
         methods = (*MAIN_METHODS, *(("combined*",) if combined else ()))  # else: a matrix of other methods
     results = evaluate(document, methods=list(methods) or None, n_boot=bootstrap,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo_tupate.ranking.ranker.signals import SIGNALS, Signals, zscores
+from zoo_tupate.ranking.ranker.signals import SIGNALS, Signals, usable, zscores
 
 RIDGE_LAMBDA = 1.0
 
@@ -24,6 +24,7 @@ class Scored:
     score: float
     parts: dict[str, float] = field(default_factory=dict)
     signals: Signals = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)  # signals dropped for this ranking (not known for all)
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lam: float = RIDGE_LAMBDA, intercept: bool = False) -> np.ndarray:
@@ -49,7 +50,7 @@ def fit_weights(signals: Mapping[str, Mapping[str, Signals]], measured: Mapping[
         rows = {s: v for s, v in signals[target].items() if s not in (exclude, target) and s in measured[target]}
         if len(rows) < 2:
             continue
-        z = zscores(rows)
+        z = zscores(usable(rows)[0])
         truth = np.array([measured[target][s] for s in rows], dtype=np.float64)
         if truth.std() == 0:
             continue
@@ -60,12 +61,17 @@ def fit_weights(signals: Mapping[str, Mapping[str, Signals]], measured: Mapping[
 
 
 def score(rows: Mapping[str, Signals], weights: Mapping[str, float]) -> list[Scored]:
-    """Candidates scored and sorted (best first, ties by name); each row keeps its parts."""
-    z = zscores(rows)
+    """Candidates scored and sorted (best first, ties by name); each row keeps its parts.
+
+    A signal not known for every candidate is dropped for the whole ranking (no part for anyone); each row
+    names the dropped signals in ``dropped``, and ``signals`` keeps what was known."""
+    kept, dropped = usable(rows)
+    z = zscores(kept)
     out = []
     for name, signals in rows.items():
-        parts = {k: float(weights.get(k, 0.0)) * z[name][k] for k in SIGNALS if signals.get(k) is not None}
-        out.append(Scored(name=name, score=float(sum(parts.values())), parts=parts, signals=dict(signals)))
+        parts = {k: float(weights.get(k, 0.0)) * z[name][k] for k in SIGNALS if kept[name].get(k) is not None}
+        out.append(Scored(name=name, score=float(sum(parts.values())), parts=parts, signals=dict(signals),
+                          dropped=list(dropped)))
     out.sort(key=lambda r: (-r.score, r.name))
     return out
 

@@ -46,6 +46,7 @@ class Explained:
     gain_high: float
     p_helps: float
     rows: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # signals dropped for this ranking: not known for every source
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -101,7 +102,8 @@ def explain(ranking: Ranking, target_name: str | None = None,
         gain, p = model.predict(pair_features(scored.signals, target_quality))
         out.append(Explained(name=scored.name, score=scored.score, parts=scored.parts, signals=scored.signals,
                              gain=gain, gain_low=gain - Z90 * model.sigma, gain_high=gain + Z90 * model.sigma,
-                             p_helps=p, rows=[f"{r.method}/{r.repr or 'raw'}" for r in grouped[scored.name]]))
+                             p_helps=p, rows=[f"{r.method}/{r.repr or 'raw'}" for r in grouped[scored.name]],
+                             dropped=scored.dropped))
     return out
 
 

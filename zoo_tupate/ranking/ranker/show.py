@@ -67,6 +67,11 @@ def report(ctx: click.Context, ranking: Ranking, target: str, as_json: bool, con
         return True
     (printer or console.print)(table(rows, f"sources for {target}: combined ranker, opt-in (suggest's default order is "
                               "by cosine; see docs/prediction-quality.md)"))
+    dropped = rows[0].dropped if rows else []
+    if dropped:
+        lacking = {k: sorted(r.name for r in rows if r.signals.get(k) is None) for k in dropped}
+        console.print("[yellow]note:[/yellow] dropped for this ranking (not known for every source): " + "; ".join(
+            f"{k} (missing for {', '.join(v)})" for k, v in lacking.items()))
     console.print("parts: weight × z-score of the signal among these sources (n/a: not known for this source); "
                   "gain: predicted change of the target's validation score over target-only training, "
                   "×100, with a 90% interval from the leave-one-target-out residuals")
