@@ -68,3 +68,17 @@ def test_every_committed_matrix_ranks_with_known_signals_or_says_which_it_droppe
             missing = sorted(s for s, v in rows.items() if v.get(signal) is None)
             if missing and len(missing) < len(rows):
                 assert report[target][signal] == missing  # reported, never silent
+
+
+def test_explain_gain_is_bounded_calibrated_and_never_certain() -> None:
+    from zoo_tupate.ranking.ranker.combined import packaged
+    from zoo_tupate.ranking.ranker.gain import P_BOUNDS, GainModel
+
+    model = GainModel.from_json(packaged()["gain"])
+    assert model.half80 and packaged()["gain"]["calibration"]["loo_coverage80_nested"] == pytest.approx(0.8, abs=0.1)
+    far = {"lora": 0.9, "prefix": 1.5, "size": 6.0, "quality": 0.5, "family": 1.0, "target_quality": -1.0}
+    gain, p = model.predict(far)  # a probe far outside the fitted range (the +45.7 points, P 1.00 case)
+    assert P_BOUNDS[0] <= p <= P_BOUNDS[1] and f"{p:.2f}" != "1.00"
+    assert abs(gain) < 30  # clipped features: no linear extrapolation to tens of points
+    low, high = model.interval(gain)
+    assert high - low == pytest.approx(2 * model.half80)

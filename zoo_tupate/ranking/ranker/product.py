@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from zoo_tupate.ranking.ranker.combined import packaged, score
-from zoo_tupate.ranking.ranker.gain import Z90, GainModel, pair_features
+from zoo_tupate.ranking.ranker.gain import GainModel, pair_features
 from zoo_tupate.ranking.ranker.signals import Signals, same_family, task_key
 from zoo_tupate.ranking.result import Ranking, Suggestion
 
@@ -35,7 +35,9 @@ def fitted_for(ranking: Ranking) -> bool:
 
 @dataclass
 class Explained:
-    """One source: combined score, its parts, the signals behind them and the gain estimate (points)."""
+    """One source: combined score, its parts, the signals behind them and the gain estimate (points: 100 × the
+    target's validation metric, as in the transfer matrix and ``--verify``; ``gain_low``/``gain_high``: the
+    80% interval)."""
 
     name: str
     score: float
@@ -100,8 +102,9 @@ def explain(ranking: Ranking, target_name: str | None = None,
     out = []
     for scored in score(signals, weights):
         gain, p = model.predict(pair_features(scored.signals, target_quality))
+        low, high = model.interval(gain)
         out.append(Explained(name=scored.name, score=scored.score, parts=scored.parts, signals=scored.signals,
-                             gain=gain, gain_low=gain - Z90 * model.sigma, gain_high=gain + Z90 * model.sigma,
+                             gain=gain, gain_low=low, gain_high=high,
                              p_helps=p, rows=[f"{r.method}/{r.repr or 'raw'}" for r in grouped[scored.name]],
                              dropped=scored.dropped))
     return out
@@ -112,6 +115,6 @@ def verdict(explained: list[Explained]) -> str | None:
     if explained and all(e.p_helps < LIKELY for e in explained):
         best = max(explained, key=lambda e: e.p_helps)
         return (f"no candidate is likely to help: the best, {best.name}, helps with probability "
-                f"{best.p_helps:.2f} (predicted {best.gain:+.1f} points, 90% [{best.gain_low:+.1f}, "
+                f"{best.p_helps:.2f} (predicted {best.gain:+.1f} points, 80% [{best.gain_low:+.1f}, "
                 f"{best.gain_high:+.1f}]); training on the target alone is the safer choice")
     return None

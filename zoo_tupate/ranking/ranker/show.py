@@ -21,8 +21,9 @@ def explain_option(func: Any) -> Any:
         return value
     return click.option("--explain", is_flag=True, expose_value=False, callback=remember,
                         help="One block per source: its similarity in every space, training rows, the predicted "
-                             "effect with its 90% interval and P(helps), and the combined ranker's parts (LoRA "
-                             "ΔW, prefix, size, probe quality, family).")(func)
+                             "effect in points (100 × the target's metric, as --verify and the matrix) with its "
+                             "calibrated 80% interval and P(helps), and the combined ranker's parts (LoRA ΔW, "
+                             "prefix, size, probe quality, family).")(func)
 
 
 def _target_name(target: str) -> str | None:
@@ -32,9 +33,9 @@ def _target_name(target: str) -> str | None:
 
 
 def table(rows: list[Explained], title: str) -> Table:
-    """The explained rows: rank, name, score, one column per signal's part, gain [90%], P(helps)."""
+    """The explained rows: rank, name, score, one column per signal's part, gain [80%], P(helps)."""
     out = Table(title=title)
-    for column in ("rank", "name", "score", *SIGNALS, "gain [90%] (points)", "P(helps)", "rows"):
+    for column in ("rank", "name", "score", *SIGNALS, "gain [80%] (points)", "P(helps)", "rows"):
         out.add_column(column, justify="left" if column in ("name", "rows") else "right")
     for i, row in enumerate(rows, 1):
         parts = [f"{row.parts[k]:+.2f}" if k in row.parts else "n/a" for k in SIGNALS]
@@ -74,5 +75,6 @@ def report(ctx: click.Context, ranking: Ranking, target: str, as_json: bool, con
             f"{k} (missing for {', '.join(v)})" for k, v in lacking.items()))
     console.print("parts: weight × z-score of the signal among these sources (n/a: not known for this source); "
                   "gain: predicted change of the target's validation score over target-only training, "
-                  "×100, with a 90% interval from the leave-one-target-out residuals")
+                  "×100 (points: accuracy, or Pearson–Spearman for regression), with an 80% interval calibrated "
+                  "leave-one-target-out (measured coverage in docs/prediction-quality-v3.md)")
     return True
