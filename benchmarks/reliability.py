@@ -38,8 +38,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo_tupate.bench.evaluate import bootstrap_ci, evaluate  # noqa: E402
-from zoo_tupate.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
+from zoo_tupate.ranking.evaluate import bootstrap_ci, evaluate  # noqa: E402
+from zoo_tupate.store.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
 
 TASKS = list(STARTER_TASKS)
 LAYERS, MODULES = 6, 2
@@ -50,10 +50,9 @@ View = Callable[[dict[str, dict[str, np.ndarray]]], dict[str, dict[str, float]]]
 # ------------------------------------------------------------------------------------------ vectors
 
 
-def probe_vectors(checkpoint: Path) -> dict[str, np.ndarray]:
+def probe_vectors(checkpoint: Path, cache: Path) -> dict[str, np.ndarray]:
     """``raw`` (layers × 12,288 LoRA factors) and ``delta`` (layers × modules × 16,384 ΔW sketch) of a
-    checkpoint, cached next to it as ``vectors.npz``."""
-    cache = checkpoint / "vectors.npz"
+    checkpoint, cached in ``cache`` (``vectors.npz``)."""
     if cache.is_file():
         with np.load(cache) as data:
             return {k: data[k] for k in data.files}
@@ -62,6 +61,7 @@ def probe_vectors(checkpoint: Path) -> dict[str, np.ndarray]:
     raw = embed(checkpoint, repr="raw", pooling="flatten", base_model_id=STARTER_MODEL).vector
     delta = embed(checkpoint, repr="delta", pooling="flatten", base_model_id=STARTER_MODEL).vector
     out = {"raw": raw.reshape(LAYERS, -1), "delta": delta.reshape(LAYERS, MODULES, -1)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **out)
     return out
 
@@ -72,7 +72,8 @@ def load_recipe(folder: Path) -> tuple[list[dict], dict[int, dict[str, dict[str,
     records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
     by_seed: dict[int, dict[str, dict[str, np.ndarray]]] = {}
     for record in records:
-        by_seed.setdefault(record["seed"], {})[record["task"]] = probe_vectors(Path(record["checkpoint"]))
+        cache = folder / f"{record['task']}-s{record['seed']}" / "vectors.npz"
+        by_seed.setdefault(record["seed"], {})[record["task"]] = probe_vectors(Path(record["checkpoint"]), cache)
     return records, by_seed
 
 
@@ -209,7 +210,7 @@ def complete_seeds(by_seed: dict) -> list[int]:
 def analyse(name: str, records: list[dict], by_seed: dict, document: dict | None, base_time: float | None) -> dict:
     """Every figure of one recipe."""
     seeds = complete_seeds(by_seed)
-    probe_time = float(np.mean([r["wall_s"] for r in records]))
+    probe_time = float(np.mean([r["wall_s"] for r in records if r["wall_s"] is not None]))
     cost = probe_time / base_time if base_time else 1.0
     out: dict = {"recipe": name, "seeds_complete": seeds, "probe_wall_s_mean": round(probe_time, 2),
                  "cost_vs_default": round(cost, 3), "views": {}, "averaging": {}, "layer_selection": None}
@@ -266,9 +267,10 @@ def select_layers(full: dict, seeds: list[int], document: dict | None, cost: flo
 def probe_table(records: list[dict]) -> list[str]:
     lines = [f"{'task':8s} {'seed':>4s} {'score':>6s} {'major.':>6s} {'margin':>7s} {'loss first→last':>17s} {'wall s':>7s}"]
     for r in sorted(records, key=lambda r: (TASKS.index(r["task"]), r["seed"])):
-        loss = f"{r['train_loss'][0]:.3f}→{r['train_loss'][-1]:.3f}"
+        loss = f"{r['train_loss'][0]:.3f}→{r['train_loss'][-1]:.3f}" if r["train_loss"] else "(starter card)"
+        wall = f"{r['wall_s']:7.1f}" if r["wall_s"] is not None else "      -"
         lines.append(f"{r['task']:8s} {r['seed']:4d} {r['score']:6.3f} {r['majority']:6.3f} "
-                     f"{r['score'] - r['majority']:+7.3f} {loss:>17s} {r['wall_s']:7.1f}")
+                     f"{r['score'] - r['majority']:+7.3f} {loss:>17s} {wall}")
     return lines
 
 
@@ -281,9 +283,13 @@ def task_summary(records: list[dict]) -> dict:
             out[task] = {"probes": len(rows), "score_mean": round(float(np.mean([r["score"] for r in rows])), 4),
                          "majority": round(float(np.mean([r["majority"] for r in rows])), 4),
                          "above_majority": sum(r["score"] > r["majority"] + 0.02 for r in rows),
-                         "train_loss_last": round(float(np.mean([r["train_loss"][-1] for r in rows])), 4),
-                         "wall_s_mean": round(float(np.mean([r["wall_s"] for r in rows])), 1)}
+                         "train_loss_last": _mean([r["train_loss"][-1] for r in rows if r["train_loss"]]),
+                         "wall_s_mean": _mean([r["wall_s"] for r in rows if r["wall_s"] is not None])}
     return out
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def print_rel(name: str, rel: dict) -> None:
@@ -311,7 +317,7 @@ def main() -> None:
     for name in names:
         records, by_seed = load_recipe(args.work / name)
         if name == "default":
-            base_time = float(np.mean([r["wall_s"] for r in records]))
+            base_time = float(np.mean([r["wall_s"] for r in records if r["wall_s"] is not None]))
         result = analyse(name, records, by_seed, document, base_time)
         result["records"] = records
         result["tasks"] = task_summary(records)

@@ -32,11 +32,12 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from zoo_tupate.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
+from zoo_tupate.store.starter import STARTER_MODEL, STARTER_TASKS  # noqa: E402
+from zoo_tupate.tuning.config import TuneConfig  # noqa: E402
 from zoo_tupate.tuning.data import load_task  # noqa: E402
 from zoo_tupate.tuning.methods import MethodOptions  # noqa: E402
 from zoo_tupate.tuning.recipes import default_recipe  # noqa: E402
-from zoo_tupate.tuning.train import TuneConfig, tune  # noqa: E402
+from zoo_tupate.tuning.train import tune  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,9 @@ class ProbeRecipe:
 #: The recipes this benchmark knows (``default`` is what ``suggest --target DATASET`` and the starter zoo use).
 RECIPES: dict[str, ProbeRecipe] = {r.name: r for r in (
     ProbeRecipe("default"),
-    ProbeRecipe("e6", epochs=6),
+    ProbeRecipe("warm-lr5e-3", warmup=0.1, lr=5e-3),
     ProbeRecipe("e4-warm", epochs=4, warmup=0.1),
     ProbeRecipe("e6-warm", epochs=6, warmup=0.1),
-    ProbeRecipe("e3-warm-lr5e-4", epochs=3, warmup=0.1, lr=5e-4),
-    ProbeRecipe("r2000-e3-warm", max_train=2000, epochs=3, warmup=0.1),
 )}
 
 
@@ -100,6 +99,30 @@ def run_probe(task_name: str, seed: int, recipe: ProbeRecipe, data_dir: Path, ou
     }
 
 
+def starter_record(task_name: str, data_dir: Path) -> dict:
+    """Seed 0 of the default recipe without tuning: the packaged starter card of ``task_name`` (tuned with
+    this recipe at data seed 0, init seed 0; its LoRA adapter ships beside it). Train loss and wall time
+    are not recorded in the card."""
+    from zoo_tupate.cards.cardfile import read_document
+    from zoo_tupate.store.starter import starter_adapter
+
+    catalog = STARTER_TASKS[task_name]
+    adapter = starter_adapter(catalog)
+    if adapter is None:
+        sys.exit(f"error: no starter adapter for {catalog}")
+    extra = read_document(adapter.parent)["extra"]
+    base = default_recipe(STARTER_MODEL, "lora")
+    task = load_task(str(data_dir / task_name), None, None, base.max_train, base.max_eval, base.seed)
+    return {
+        "task": task_name, "seed": 0, "init_seed": 0, "recipe": RECIPES["default"].describe(), "lr": base.lr,
+        "metric": extra["validation"]["lora"]["metric"], "score": extra["validation"]["lora"]["early"],
+        "majority": majority_level(task.validation.labels, task.problem), "problem": task.problem,
+        "train_rows": len(task.train), "eval_rows": len(task.validation), "train_loss": None,
+        "val_by_epoch": None, "wall_s": None, "train_s": None, "threads": None, "checkpoint": str(adapter),
+        "from": "starter card (float16 adapter)",
+    }
+
+
 def done(records: Path) -> set[tuple[str, int]]:
     if not records.is_file():
         return set()
@@ -114,7 +137,17 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(STARTER_TASKS))
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "cr")
     parser.add_argument("--work", type=Path, default=REPO / ".reliability-runs")
+    parser.add_argument("--from-starter", action="store_true",
+                        help="record seed 0 of the default recipe from the packaged starter cards (no tuning)")
     args = parser.parse_args()
+    if args.from_starter:
+        folder = args.work / "default"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "records.jsonl").open("a") as fh:
+            for task in STARTER_TASKS:
+                if (task, 0) not in done(folder / "records.jsonl"):
+                    fh.write(json.dumps(starter_record(task, args.data_dir)) + "\n")
+        return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     recipe = RECIPES[args.recipe]
     folder = args.work / recipe.name
