@@ -193,8 +193,8 @@ def disjoint_pairs(seeds: list[int], k: int) -> list[tuple[tuple[int, ...], tupl
 
 def quality(document: dict | None, scores: list[dict]) -> dict | None:
     """Mean over probe sets of the eval metrics of these scores against a transfer matrix."""
-    if document is None or not scores:
-        return None
+    if document is None or not scores or set(scores[0]) != set(TASKS):
+        return None  # only on all 11 tasks: a partial run's rankings are over fewer sources
     rows = []
     for score in scores:
         doc = {**document, "predictions": {"view": {t: s for t, s in score.items() if t in document["measured"]}}}
@@ -203,18 +203,30 @@ def quality(document: dict | None, scores: list[dict]) -> dict | None:
     return {m: round(float(np.mean([r[m] for r in rows])), 3) for m in rows[0]}
 
 
-def complete_seeds(by_seed: dict) -> list[int]:
-    return sorted(s for s, tasks in by_seed.items() if set(tasks) >= set(TASKS))
+def complete_seeds(by_seed: dict, tasks: list[str] | None = None) -> list[int]:
+    """Seeds that probed every task of ``tasks`` (default: all 11)."""
+    return sorted(s for s, done in by_seed.items() if set(done) >= set(tasks or TASKS))
+
+
+def shared_tasks(by_seed: dict, minimum: int = 5) -> list[str]:
+    """All 11 tasks when two seeds probed them all; else (a run cut short) the tasks every seed with at least
+    ``minimum`` tasks probed, so a partial run still gives a test-retest (over fewer sources: reported)."""
+    if len(complete_seeds(by_seed)) >= 2:
+        return list(TASKS)
+    sets = [set(done) for done in by_seed.values() if len(done) >= minimum]
+    common = set.intersection(*sets) if len(sets) >= 2 else set()
+    return [t for t in TASKS if t in common]
 
 
 def analyse(name: str, records: list[dict], by_seed: dict, document: dict | None, base_time: float | None) -> dict:
     """Every figure of one recipe."""
-    seeds = complete_seeds(by_seed)
+    tasks = shared_tasks(by_seed)
+    seeds = complete_seeds(by_seed, tasks)
     probe_time = float(np.mean([r["wall_s"] for r in records if r["wall_s"] is not None]))
     cost = probe_time / base_time if base_time else 1.0
-    out: dict = {"recipe": name, "seeds_complete": seeds, "probe_wall_s_mean": round(probe_time, 2),
+    out: dict = {"recipe": name, "seeds_complete": seeds, "tasks_compared": tasks, "probe_wall_s_mean": round(probe_time, 2),
                  "cost_vs_default": round(cost, 3), "views": {}, "averaging": {}, "layer_selection": None}
-    full = {s: {t: by_seed[s][t] for t in TASKS} for s in seeds}
+    full = {s: {t: by_seed[s][t] for t in tasks} for s in seeds}
     pairs = list(itertools.combinations(seeds, 2))
     for view_name, view in VIEWS.items():
         per_seed = {s: view(full[s]) for s in seeds}
@@ -295,7 +307,7 @@ def _mean(values: list[float]) -> float | None:
 def print_rel(name: str, rel: dict) -> None:
     ci = rel["ci"] or [float("nan")] * 2
     q = rel.get("quality") or {}
-    print(f"  {name:44s} {rel['test_retest']:6.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  pairs {rel['pairs']:2d}  "
+    print(f"  {name:44s} {rel['test_retest']:6.3f} [{ci[0]:6.3f}, {ci[1]:6.3f}]  pairs {rel['pairs']:2d}  "
           f"cost {rel['cost_vs_default']:4.1f}x  ρ {q.get('rho', float('nan')):.2f}  NDCG {q.get('ndcg', float('nan')):.1f}")
 
 
@@ -321,7 +333,8 @@ def main() -> None:
         result = analyse(name, records, by_seed, document, base_time)
         result["records"] = records
         result["tasks"] = task_summary(records)
-        print(f"\n== recipe {name}: {len(records)} probes, complete seeds {result['seeds_complete']}, "
+        print(f"\n== recipe {name}: {len(records)} probes, seeds compared {result['seeds_complete']} on "
+              f"{len(result['tasks_compared'])} tasks, "
               f"mean probe wall {result['probe_wall_s_mean']:.1f} s ({result['cost_vs_default']:.2f}x default)")
         print("\n".join("  " + line for line in probe_table(records)))
         print("  per task: " + "; ".join(f"{t} {v['score_mean']:.3f} vs {v['majority']:.3f} "
@@ -334,16 +347,23 @@ def main() -> None:
                   "seeds' pairs, 95% bootstrap over targets); quality vs matrix: mean over probe sets")
             for view_name, rel in {**result["views"], **result["averaging"]}.items():
                 print_rel(view_name, rel)
-                curve.append({"recipe": name, "view": view_name, "cost": rel["cost_vs_default"],
-                              "test_retest": rel["test_retest"], "ci": rel["ci"], "quality": rel["quality"]})
+                base, _, k = view_name.rpartition(" x")
+                curve.append({"recipe": name, "view": view_name, "base_view": base if k.isdigit() else view_name,
+                              "k": int(k) if k.isdigit() else 1, "layers": None,
+                              "sets": len(result["seeds_complete"]), "tasks": len(result["tasks_compared"]),
+                              "cost": rel["cost_vs_default"], "test_retest": rel["test_retest"], "ci": rel["ci"],
+                              "quality": rel["quality"]})
             if result["layer_selection"]:
                 sel = result["layer_selection"]
                 print(f"  layers chosen on seeds {sel['chosen_on_seeds']} (per-layer test-retest "
                       f"{sel['per_layer_test_retest_on_choice_seeds']}), judged on {sel['judged_on_seeds']}:")
                 for view_name, rel in sel["results"].items():
                     print_rel(view_name, rel)
-                    curve.append({"recipe": name, "view": view_name, "cost": rel["cost_vs_default"],
-                                  "test_retest": rel["test_retest"], "ci": rel["ci"], "quality": rel["quality"]})
+                    layers = json.loads(view_name.split(" layers ")[1])
+                    curve.append({"recipe": name, "view": view_name, "base_view": None, "k": 1, "layers": layers,
+                                  "sets": len(sel["judged_on_seeds"]), "tasks": len(result["tasks_compared"]),
+                                  "cost": rel["cost_vs_default"], "test_retest": rel["test_retest"],
+                                  "ci": rel["ci"], "quality": rel["quality"]})
         path = args.out / f"reliability-{name}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
