@@ -71,7 +71,7 @@ def choose(curve_file: Path) -> dict:
     sets of all 11 tasks (ties: the cheaper); today's default view when nothing beats it."""
     curve = json.loads(curve_file.read_text())
     default = next(p for p in curve if p["recipe"] == "default" and p["view"] == DEFAULT_VIEW)
-    eligible = [p for p in curve if p["cost"] <= 3.0 and p["sets"] >= 3 and p["tasks"] == 11]
+    eligible = [p for p in curve if p["cost"] <= 3.0 and p["sets"] >= 3 and p["tasks"] == 11 and not p.get("predicted")]
     best = max(eligible, key=lambda p: (p["test_retest"], -p["cost"]))
     return best if best["test_retest"] > default["test_retest"] else default
 

@@ -15,7 +15,8 @@ data seed and init seed both set to the seed) and prints, per probe recipe:
   ρ / NDCG, the ``eval`` metrics), so a lever that makes the embedding agree with itself but not with
   transfer is visible.
 
-Cost is the probe time relative to the product's default recipe (k probes cost k times one).
+Cost is the training rows × epochs relative to the product's default probe (k probes cost k times one); the
+measured wall time is reported beside it (other jobs on the shared CPU changed it several-fold).
 
     python benchmarks/reliability.py                       # every recipe found under .reliability-runs/
     python benchmarks/reliability.py --recipes default --plot docs/reliability-curve.png
@@ -86,9 +87,10 @@ def cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def flat_view(vector: Callable[[dict[str, np.ndarray]], np.ndarray], centre: bool = False,
-              whiten: float | None = None) -> View:
-    """Cosine of ``vector(bundle)``; ``centre``: minus the mean of the target's candidate sources (the zoo);
-    ``whiten``: centred, then scaled by the sources' covariance shrunk towards its mean eigenvalue."""
+              whiten: float | None = None, with_target: bool = False) -> View:
+    """Cosine of ``vector(bundle)``; ``centre``: minus the mean of the target's candidate sources (the zoo;
+    ``with_target``: of the sources and the target, as ``suggest --center`` computes it); ``whiten``: centred,
+    then scaled by the sources' covariance shrunk towards its mean eigenvalue."""
 
     def view(bundles: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
         vecs = {t: vector(b).astype(np.float64).ravel() for t, b in bundles.items()}
@@ -97,7 +99,7 @@ def flat_view(vector: Callable[[dict[str, np.ndarray]], np.ndarray], centre: boo
             sources = [s for s in vecs if s != target]
             if centre or whiten is not None:
                 x = np.stack([vecs[s] for s in sources])
-                mean = x.mean(axis=0)
+                mean = np.vstack([x, vecs[target][None, :]]).mean(axis=0) if with_target else x.mean(axis=0)
                 transform = _whitener(x - mean, whiten) if whiten is not None else (lambda v: v)
                 t = transform(vecs[target] - mean)
                 out[target] = {s: cos(t, transform(vecs[s] - mean)) for s in sources}
@@ -136,6 +138,9 @@ def layer_view(layers: list[int], repr_: str = "delta") -> View:
     return flat_view(lambda b: per_block_norm(b[repr_][layers]))
 
 
+#: Views whose k-probe averages are also shown as Spearman–Brown predictions (marked, never chosen).
+PREDICT_FOR = ("delta/layer-mean (product default)", "delta/layer-mean/centred")
+
 #: The post-hoc views of one probe set (same checkpoints, no new probes).
 VIEWS: dict[str, View] = {
     "delta/layer-mean (product default)": flat_view(lambda b: b["delta"].mean(axis=0)),
@@ -145,6 +150,9 @@ VIEWS: dict[str, View] = {
     "delta/per-layer-norm": flat_view(lambda b: per_block_norm(b["delta"])),
     "raw/per-layer-norm": flat_view(lambda b: per_block_norm(b["raw"])),
     "delta/layer-mean/centred": flat_view(lambda b: b["delta"].mean(axis=0), centre=True),
+    "delta/layer-mean/centred (suggest --center)": flat_view(lambda b: b["delta"].mean(axis=0), centre=True,
+                                                              with_target=True),
+    "delta/flatten/centred": flat_view(lambda b: b["delta"], centre=True),
     "delta/per-layer-norm/centred": flat_view(lambda b: per_block_norm(b["delta"]), centre=True),
     "raw/layer-mean/centred": flat_view(lambda b: b["raw"].mean(axis=0), centre=True),
     "delta/layer-mean/whitened-0.5": flat_view(lambda b: b["delta"].mean(axis=0), whiten=0.5),
@@ -223,8 +231,12 @@ def analyse(name: str, records: list[dict], by_seed: dict, document: dict | None
     tasks = shared_tasks(by_seed)
     seeds = complete_seeds(by_seed, tasks)
     probe_time = float(np.mean([r["wall_s"] for r in records if r["wall_s"] is not None]))
-    cost = probe_time / base_time if base_time else 1.0
+    # cost: training rows × epochs relative to the default probe (what the time scales with); measured wall
+    # times are reported too, but other jobs' load on the shared CPU changed them several-fold during the runs
+    recipe = records[0]["recipe"]
+    cost = recipe["max_train"] * recipe["epochs"] / (1000 * 2)
     out: dict = {"recipe": name, "seeds_complete": seeds, "tasks_compared": tasks, "probe_wall_s_mean": round(probe_time, 2),
+                 "wall_vs_default_under_load": round(probe_time / base_time, 3) if base_time else None,
                  "cost_vs_default": round(cost, 3), "views": {}, "averaging": {}, "layer_selection": None}
     full = {s: {t: by_seed[s][t] for t in tasks} for s in seeds}
     pairs = list(itertools.combinations(seeds, 2))
@@ -235,7 +247,7 @@ def analyse(name: str, records: list[dict], by_seed: dict, document: dict | None
         rel["cost_vs_default"] = round(cost, 3)
         out["views"][view_name] = rel
     for k in range(2, len(seeds) // 2 + 1):
-        for view_name in ("delta/layer-mean (product default)", "delta/per-layer-norm", "delta/per-layer-norm/centred"):
+        for view_name in ("delta/layer-mean (product default)", "delta/layer-mean/centred", "raw/per-layer-norm"):
             view = VIEWS[view_name]
             groups = disjoint_pairs(seeds, k)
             cache: dict = {}
@@ -335,7 +347,7 @@ def main() -> None:
         result["tasks"] = task_summary(records)
         print(f"\n== recipe {name}: {len(records)} probes, seeds compared {result['seeds_complete']} on "
               f"{len(result['tasks_compared'])} tasks, "
-              f"mean probe wall {result['probe_wall_s_mean']:.1f} s ({result['cost_vs_default']:.2f}x default)")
+              f"mean probe wall {result['probe_wall_s_mean']:.1f} s under load; cost {result['cost_vs_default']:.2f}x default (rows × epochs)")
         print("\n".join("  " + line for line in probe_table(records)))
         print("  per task: " + "; ".join(f"{t} {v['score_mean']:.3f} vs {v['majority']:.3f} "
                                          f"({v['above_majority']}/{v['probes']} above +0.02)"
@@ -367,6 +379,11 @@ def main() -> None:
         path = args.out / f"reliability-{name}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    for point in [p for p in curve if p["recipe"] == "default" and p["view"] in PREDICT_FOR and p["k"] == 1]:
+        for k in (2, 3):  # Spearman–Brown: the reliability of the mean of k parallel measurements
+            r = point["test_retest"]
+            curve.append({**point, "view": f"{point['view']} x{k} (predicted)", "k": k, "cost": point["cost"] * k,
+                          "test_retest": k * r / (1 + (k - 1) * r), "ci": None, "quality": None, "predicted": True})
     if curve:
         (args.out / "reliability-curve.json").write_text(json.dumps(curve, indent=1) + "\n")
     if args.plot and curve:
@@ -384,12 +401,12 @@ def plot(curve: list[dict], path: Path) -> None:
     for point in curve:
         ci = point["ci"] or [point["test_retest"]] * 2
         ax.errorbar(point["cost"], point["test_retest"], yerr=[[point["test_retest"] - ci[0]], [ci[1] - point["test_retest"]]],
-                    fmt="o", ms=4, alpha=0.7, capsize=2)
+                    fmt="o", ms=4, alpha=0.7, capsize=2, mfc="none" if point.get("predicted") else None)
         ax.annotate(f"{point['recipe']}: {point['view']}", (point["cost"], point["test_retest"]), fontsize=6,
                     xytext=(3, 2), textcoords="offset points")
     ax.axhline(0.85, ls="--", c="grey", lw=0.8)
     ax.axvline(3.0, ls=":", c="grey", lw=0.8)
-    ax.set_xlabel("probe cost (× today's default probe, 2-core CPU)")
+    ax.set_xlabel("probe cost (training rows × epochs, × today's default probe); hollow: predicted, not measured")
     ax.set_ylabel("test-retest (per-target Spearman of source orders)")
     ax.set_title("Task-embedding reliability vs cost (goal: ≥ 0.85 at ≤ 3×)")
     fig.tight_layout()
