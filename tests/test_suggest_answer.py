@@ -4,6 +4,7 @@ columns in a pipe; catalog names checked before the Hub (the typo gets "did you 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -44,9 +45,9 @@ def test_suggest_prints_one_list_one_row_per_source_with_advice_and_footer(tmp_p
     names = [re.split(r"\s*│\s*", line)[2] for line in rows]
     assert len(names) == 10 and len(set(names)) == 10  # one row per source, not one per (source, space)
     assert set(names) <= set(STARTER_TASKS.values()) and "glue/rte" not in names
-    for header in ("score", "prefix", "rows", "effect [90%]"):
+    for header in ("score", "prefix", "rows", "effect [80%]"):
         assert header in text
-    assert "score: cosine of task embeddings in LoRA ΔW space" in text  # the footer says what the score is
+    assert "score: source size (log10 training rows)" in text  # the footer says what the (default) score is
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
@@ -63,7 +64,8 @@ def test_json_carries_the_advice_each_source_and_the_per_space_rows(tmp_path: Pa
     for s in sources:
         assert set(s["similarity"]) == {"lora/delta", "prefix/raw"} and s["size"] > 0
         assert s["effect"]["low"] < s["effect"]["gain"] < s["effect"]["high"] and "points" in s["effect"]["units"]
-        assert s["score"] == s["similarity"]["lora/delta"] and s["score_space"] == "lora/delta"
+        # the default order is the recorded decision (ranking/ranker/default.json): size, then similarity
+        assert s["score"] == pytest.approx(math.log10(s["size"])) and s["score_space"] == ""
     assert {(r["method"], r["repr"]) for r in out["rows"]} == {("lora", "delta"), ("prefix", "raw")}
 
 
@@ -82,7 +84,7 @@ def test_explain_is_one_block_per_source_within_80_columns(tmp_path: Path) -> No
     assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
     heads = [line for line in text.splitlines() if re.match(r"^\d+\. ", line)]
     assert len(heads) == 10
-    for word in ("similarity: LoRA ΔW", "prefix", "effect:", "90%", "helps with probability", "combined ranker:"):
+    for word in ("similarity: LoRA ΔW", "prefix", "effect:", "80%", "helps with probability", "combined ranker:"):
         assert text.count(word) >= 10, word
 
 
@@ -140,7 +142,7 @@ def test_advice_names_the_close_sources_and_says_why_it_is_sure_or_not() -> None
     assert [r.name for r in close_to_first(rows)] == ["b"]
     said = advice(rows, fitted=True)
     assert said.startswith("Train on a first; b is close. How sure: somewhat, because")
-    assert "90% interval" in said and "spans 0" in said
+    assert "80% interval" in said and "spans 0" in said
     unhelpful = [_row(1, "a", 0.5, p=0.4), _row(2, "b", 0.1, p=0.3)]
     assert advice(unhelpful, fitted=True).startswith("Train on the target alone: no source is likely to help")
     assert "unmeasured" in advice(rows, fitted=False)

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from zoo_tupate.ranking.ranker.default import DEFAULT_SCORE_LABEL, default_notes, default_order
 from zoo_tupate.ranking.ranker.product import FITTED_BASE, LIKELY, Explained, explain, fitted_for, source_size
 from zoo_tupate.ranking.ranker.signals import family_of, task_key
 from zoo_tupate.ranking.result import Ranking, Suggestion
 
-#: Today's default order: a source's LoRA ΔW cosine; a source without one by the next space in this list.
+#: The order in which a source's similarities are shown (the default order itself: ranking.ranker.default).
 SPACE_PREFERENCE: tuple[str, ...] = ("lora/delta", "lora/raw", "prefix/raw", "bitfit/raw")
-#: What the default score is, for the table header and footer.
-DEFAULT_SCORE_LABEL = "LoRA ΔW cosine"
 #: Units of the predicted effect.
 EFFECT_UNITS = "points of the target's validation score (accuracy or correlation ×100)"
 #: A source is "close" to the first when its score is within this share of the listed scores' range.
@@ -29,27 +28,6 @@ def space_label(row: Suggestion) -> str:
     return f"{row.method}/{row.repr or 'raw'}"
 
 
-def default_order(ranking: Ranking, target_name: str | None = None) -> list[tuple[str, float]]:
-    """``(source name, default score)`` for every source, best first (stand-in for issue #24's
-    ``ranker.default.default_order``, same signature): the LoRA ΔW cosine, else the cosine in the first
-    space of :data:`SPACE_PREFERENCE` the source has (those after the ones with a more preferred space)."""
-    del target_name  # the combined ranker would use it (family signal)
-    keyed = []
-    for name, rows in _by_source(ranking).items():
-        spaces = {space_label(r): r.score for r in rows}
-        rank = next((i for i, s in enumerate(SPACE_PREFERENCE) if s in spaces), len(SPACE_PREFERENCE))
-        space = SPACE_PREFERENCE[rank] if rank < len(SPACE_PREFERENCE) else max(spaces, key=spaces.__getitem__)
-        keyed.append((rank, -spaces[space], name))
-    keyed.sort()
-    return [(name, -neg) for _, neg, name in keyed]
-
-
-def default_notes(ranking: Ranking) -> list[str]:
-    """What the default order could not score (stand-in: nothing; every source has a cosine)."""
-    del ranking
-    return []
-
-
 @dataclass
 class Effect:
     """Predicted change of the target's validation score when it is trained on the source first (points)."""
@@ -59,7 +37,7 @@ class Effect:
     high: float
     p_helps: float
     units: str = EFFECT_UNITS
-    interval: str = "90%"
+    interval: str = "80%"
 
 
 @dataclass
@@ -148,7 +126,7 @@ def advice(sources: list[SourceRow], fitted: bool) -> str:
         e = best.effect
         assert e is not None
         return (f"Train on the target alone: no source is likely to help (the most likely, {best.name}, helps "
-                f"with probability {e.p_helps:.2f}; predicted {e.gain:+.1f} points, 90% [{e.low:+.1f}, "
+                f"with probability {e.p_helps:.2f}; predicted {e.gain:+.1f} points, 80% [{e.low:+.1f}, "
                 f"{e.high:+.1f}]). How sure: not very, because that prediction's error is as large as the "
                 f"effects themselves (docs/reading-the-answer.md).")
     close = close_to_first(sources)
@@ -180,7 +158,7 @@ def _how_sure(first: SourceRow, fitted: bool) -> str:
     level = "fairly sure" if e.p_helps >= 0.8 else ("somewhat" if e.p_helps >= 0.65 else "not very")
     spans = ", which spans 0" if e.low < 0 < e.high else ""
     return (f"{level}, because training on {first.name} first is predicted to change the target's score by "
-            f"{e.gain:+.1f} points (90% interval [{e.low:+.1f}, {e.high:+.1f}]{spans}; helps with probability "
+            f"{e.gain:+.1f} points (80% interval [{e.low:+.1f}, {e.high:+.1f}]{spans}; helps with probability "
             f"{e.p_helps:.2f}).")
 
 
@@ -193,7 +171,7 @@ def footer(sources: list[SourceRow]) -> str:
     else:
         what = f"{DEFAULT_SCORE_LABEL}; similarity columns: cosine of task embeddings, only the order matters"
     effect = ("; effect: predicted change of the target's validation score in points when trained on the "
-              "source first, with its 90% interval" if any(s.effect for s in sources) else "")
+              "source first, with its calibrated 80% interval" if any(s.effect for s in sources) else "")
     return f"score: {what}; rows: the source's training rows{effect}."
 
 

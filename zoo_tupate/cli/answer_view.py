@@ -41,7 +41,7 @@ def render(console: Any, answer: Answer, explain: bool = False, wide: bool = Fal
 
 
 def table(answer: Answer, wide: bool = False) -> Table:
-    """One row per source: rank, name, score, other spaces' similarity, training rows, effect [90%]."""
+    """One row per source: rank, name, score, other spaces' similarity, training rows, effect [80%]."""
     sources = answer.sources
     spaces = extra_spaces(sources)
     zoos = {s.zoo for s in sources if s.zoo}
@@ -54,7 +54,7 @@ def table(answer: Answer, wide: bool = False) -> Table:
     number_column(out, "rows")
     effects = any(s.effect for s in sources)
     if effects:
-        number_column(out, "effect [90%]")
+        number_column(out, "effect [80%]")
     if len(zoos) > 1:
         text_column(out, "zoo")
     if wide:
@@ -94,7 +94,7 @@ def block(source: SourceRow, width: int, show_zoo: bool = False) -> list[str]:
     lines.append(f"similarity: {similar}")
     e = source.effect
     if e is not None:
-        lines.append(f"effect: {e.gain:+.1f} points, 90% [{e.low:+.1f}, {e.high:+.1f}], "
+        lines.append(f"effect: {e.gain:+.1f} points, 80% [{e.low:+.1f}, {e.high:+.1f}], "
                      f"helps with probability {e.p_helps:.2f}")
     else:
         lines.append("effect: not predicted (no measured transfer for this base model and method)")
@@ -121,7 +121,7 @@ def size_text(size: int | None) -> str:
 
 
 def effect_text(source: SourceRow) -> str:
-    """``+1.9 [-15, +19]``: predicted points and the 90% interval, or ``–``."""
+    """``+1.9 [-15, +19]``: predicted points and the 80% interval, or ``–``."""
     e = source.effect
     if e is None:
         return "–"
