@@ -1,9 +1,9 @@
 """``suggest``'s default order: the ranking the pre-registered rule picked, read from ``default.json``.
 
 ``default.json`` (next to this module) records the winner of docs/prediction-quality-v3-prereg.md §4 and
-the measurement that chose it (written by the benchmark script ``benchmarks/quality_v3.py``). :func:`default_order`
-orders a ``suggest`` ranking's sources by the winner's key, with similarity (the source's LoRA ΔW score,
-else its best row's score) as the second key. Sources whose primary key is unknown (a user's entry that
+the measurement that chose it (written by the benchmark script ``benchmarks/quality_v3.py``).
+:func:`default_order` orders a ``suggest`` ranking's sources by the winner's key, with similarity (the
+source's LoRA ΔW score, else its best row's score) as the second key. Sources whose primary key is unknown (a user's entry that
 records no size, a task the prior does not cover) come after the known ones, by similarity, and
 :func:`default_notes` says which.
 """
