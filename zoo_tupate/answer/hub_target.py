@@ -15,7 +15,14 @@ from zoo_tupate.hub.deadline import configured_timeout, repo_deadline
 from zoo_tupate.hub.fetch import fetch
 from zoo_tupate.hub.progress import make_tqdm_bridge
 from zoo_tupate.hub.pull import _can_fall_back
-from zoo_tupate.hub.resolve import RepoState, cached_state, remember_ref, remote_state, select_files
+from zoo_tupate.hub.resolve import (
+    RepoState,
+    cached_state,
+    check_revision,
+    remember_ref,
+    remote_state,
+    select_files,
+)
 from zoo_tupate.store.index import Index
 
 
@@ -46,6 +53,7 @@ def resolve_target(
 
     repo, rev = parse_repo(target)
     rev = rev or revision
+    check_revision(repo, rev)
     reprs = tuple(reprs)
     cache_dir = hub_cache(index.home)
     seconds = timeout if timeout is not None else configured_timeout()
@@ -64,9 +72,13 @@ def resolve_target(
         except Exception as exc:  # noqa: BLE001 - huggingface_hub/httpx/OS errors become one line
             raise HubError(redact(describe(exc, repo, state.sha[:12]))) from None
     if kind == "card":
-        embeddings = [e for e in read_card(folder) if e.repr in reprs and e.pooling == pooling]
+        try:
+            card = read_card(folder)
+        except ZooError as exc:  # name the repo, not the cache folder
+            raise type(exc)(redact(str(exc).replace(str(folder), source))) from None
+        embeddings = [e for e in card if e.repr in reprs and e.pooling == pooling]
         if not embeddings:
-            held = ", ".join(sorted({f"{e.repr}/{e.pooling}" for e in read_card(folder)}))
+            held = ", ".join(sorted({f"{e.repr}/{e.pooling}" for e in card}))
             raise UnsupportedCheckpoint(
                 f"{source}: the embedding card holds {held}, not {'/'.join(reprs)} with pooling {pooling}"
             )

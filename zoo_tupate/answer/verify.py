@@ -29,6 +29,7 @@ from zoo_tupate.core.errors import EntryNotFound, IncompatibleSpace, TuningError
 from zoo_tupate.core.storage import atomic_write_json, read_json
 from zoo_tupate.formats.weights import sha256_files
 from zoo_tupate.ranking.result import Ranking, Suggestion
+from zoo_tupate.readers.base import read_json_bounded
 from zoo_tupate.store.starter import STARTER_SOURCE, starter_adapter
 
 if TYPE_CHECKING:
@@ -211,7 +212,10 @@ def _probe_record(folder: Path) -> dict[str, Any]:
 
 def _plan_for(plans: list[Any], folder: Path) -> Any | None:
     """The probe plan whose LoRA configuration (rank, alpha, targets) is the adapter's."""
-    config = read_json(folder / "adapter_config.json")
+    try:
+        config = read_json_bounded(folder / "adapter_config.json", folder, "adapter config")
+    except ZooError:
+        return None
     if not isinstance(config, dict):
         return None
     for plan in plans:

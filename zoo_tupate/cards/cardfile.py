@@ -50,6 +50,7 @@ from zoo_tupate.core.errors import (
     ZooError,
 )
 from zoo_tupate.core.redact import redact
+from zoo_tupate.core.safetext import loads_bounded
 from zoo_tupate.core.storage import atomic_write_bytes, json_default
 from zoo_tupate.embedding.space import parse_space, space_dirname
 from zoo_tupate.embedding.vectors import Embedding
@@ -273,9 +274,9 @@ def read_document(folder: str | Path) -> dict[str, Any]:
     if METADATA_KEY not in metadata:
         raise _corrupt(path, f"no '{METADATA_KEY}' metadata: not an embedding card")
     try:
-        document = json.loads(metadata[METADATA_KEY])
-    except ValueError:
-        raise _corrupt(path, f"'{METADATA_KEY}' metadata is not valid JSON") from None
+        document = loads_bounded(metadata[METADATA_KEY])
+    except ValueError as exc:
+        raise _corrupt(path, f"'{METADATA_KEY}' metadata is not valid JSON ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise _corrupt(path, f"'{METADATA_KEY}' metadata is not a {FORMAT} document")
     version = document.get("format_version")

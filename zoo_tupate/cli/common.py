@@ -50,10 +50,23 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=json_default))
 
 
+#: Longest error line printed: a longer message (a huge name quoted from a file) is cut in the middle.
+MAX_ERROR_CHARS = 2000
+
+
 def fail(message: str, code: int = 1) -> None:
-    """Print one redacted error line on stderr (control characters escaped) and exit with ``code``."""
-    click.echo(f"error: {escape_controls(redact(message))}", err=True)
+    """Print one redacted error line on stderr (control characters escaped, at most :data:`MAX_ERROR_CHARS`)
+    and exit with ``code``."""
+    click.echo(f"error: {clip(escape_controls(redact(message)))}", err=True)
     sys.exit(code)
+
+
+def clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut in the middle to ``limit`` characters (its start names the file, its end the reason)."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 40
+    return f"{text[:keep * 2 // 3]} ...[{len(text) - keep:,} characters cut]... {text[-(keep // 3):]}"
 
 
 def debug_enabled() -> bool:
@@ -140,7 +153,7 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Library warnings of a successful command, one line each (a failed command prints only its error)."""
     for message in dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0] if str(w.message) else ''}"
                                  for w in caught):
-        click.echo(f"warning: {escape_controls(redact(message))}", err=True)
+        click.echo(f"warning: {clip(escape_controls(redact(message)))}", err=True)
 
 
 def home_from(ctx: click.Context) -> Path:

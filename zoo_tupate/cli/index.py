@@ -20,6 +20,10 @@ from zoo_tupate.store.index import Index
 _CHECKPOINT_FILES = ("*.safetensors", "*.bin", "adapter_config.json", "*.pt", "*.pth")
 
 
+#: Skipped paths named one by one by ``index add`` (the rest are counted).
+SKIPPED_SHOWN = 5
+
+
 def might_be_checkpoint(path: Path) -> bool:
     """Whether ``path`` could be a checkpoint at all: a weights file, or a folder holding weights, an adapter
     config or a card (anything else, e.g. a README, is skipped by ``index add`` with a note)."""
@@ -57,10 +61,16 @@ def add(ctx: click.Context, paths: tuple[Path, ...], name: str | None, replace: 
         fail("--name can only be used with one path", 2)
     index = Index(home_from(ctx))
     reprs = ("raw", "delta") if repr_ == "both" else (repr_,)
-    skipped = [p for p in paths if len(paths) > 1 and not might_be_checkpoint(p)]
-    for path in skipped:
+    skipped: list[Path] = []
+    if len(paths) > 1:  # one pass (a membership test per path was quadratic: 31 ms a path at 10,000 paths)
+        kept = []
+        for path in paths:
+            (kept if might_be_checkpoint(path) else skipped).append(path)
+        paths = tuple(kept)
+    for path in skipped[:SKIPPED_SHOWN]:
         console.print(f"note: {path}: not a checkpoint (no weights, adapter config or card), skipped")
-    paths = tuple(p for p in paths if p not in skipped)
+    if len(skipped) > SKIPPED_SHOWN:
+        console.print(f"note: {len(skipped) - SKIPPED_SHOWN:,} more paths are not checkpoints, skipped")
     added, failures = [], []
     started = time.time()
     with _progress(len(paths) > 1) as progress:

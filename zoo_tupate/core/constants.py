@@ -48,3 +48,34 @@ def hub_timeout() -> float | None:
     """The per-repo Hub deadline: ``$ZOO_TUPATE_HUB_TIMEOUT`` seconds (default 300; 0 or ``none``: no deadline)."""
     value = os.environ.get(HUB_TIMEOUT_ENV)
     return DEFAULT_HUB_TIMEOUT if value is None else parse_timeout(value)
+
+
+HUB_ANSWER_TIMEOUT_ENV = "ZOO_TUPATE_HUB_ANSWER_TIMEOUT"
+#: Seconds a Hub server may keep a request without answering a byte (a silent server fails then, not at the
+#: repo's deadline); a server that answers slowly but within it still completes.
+DEFAULT_HUB_ANSWER_TIMEOUT = 30.0
+
+
+def hub_answer_timeout() -> float | None:
+    """``$ZOO_TUPATE_HUB_ANSWER_TIMEOUT`` seconds (default 30; 0 or ``none``: wait until the repo's deadline)."""
+    value = os.environ.get(HUB_ANSWER_TIMEOUT_ENV)
+    return DEFAULT_HUB_ANSWER_TIMEOUT if value is None else parse_timeout(value, HUB_ANSWER_TIMEOUT_ENV)
+
+
+HUB_MAX_FILE_ENV = "ZOO_TUPATE_HUB_MAX_FILE_BYTES"
+#: Largest adapter file ``pull`` / ``suggest --target org/name`` downloads (adapters are KB to MB, never GB).
+DEFAULT_HUB_MAX_FILE_BYTES = 1024**3
+
+
+def hub_max_file_bytes() -> int:
+    """``$ZOO_TUPATE_HUB_MAX_FILE_BYTES`` (default 1 GiB): the cap on one downloaded adapter file."""
+    value = os.environ.get(HUB_MAX_FILE_ENV, "").strip()
+    if not value:
+        return DEFAULT_HUB_MAX_FILE_BYTES
+    try:
+        cap = int(float(value))
+    except ValueError:
+        raise ValueError(f"{HUB_MAX_FILE_ENV}={value!r}: not a number of bytes") from None
+    if cap < 1:
+        raise ValueError(f"{HUB_MAX_FILE_ENV}={value!r}: must be a positive number of bytes")
+    return cap

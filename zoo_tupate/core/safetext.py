@@ -57,14 +57,20 @@ def loads_bounded(raw: str | bytes, unique_keys: bool = False) -> Any:
 
 def check_bounded(value: Any) -> None:
     """Raise ``ValueError`` if ``value`` nests deeper than :data:`MAX_JSON_DEPTH` or holds an integer beyond
-    :data:`MAX_JSON_INT` or a non-finite float (``1e400``, ``NaN``, ``Infinity``)."""
+    :data:`MAX_JSON_INT`, a non-finite float (``1e400``, ``NaN``, ``Infinity``) or a string that is not text
+    (a lone surrogate such as ``"\\ud800"``: valid JSON, but it cannot be written or printed)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):
             children = item.values()
+            for key in item:
+                _check_text(key)
         elif isinstance(item, list):
             children = item
+        elif isinstance(item, str):
+            _check_text(item)
+            continue
         else:
             if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_JSON_INT:
                 raise ValueError(f"an integer too large ({item.bit_length()} bits)")
@@ -74,6 +80,14 @@ def check_bounded(value: Any) -> None:
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
         stack.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"a string that is not valid Unicode (lone surrogate at character {exc.start})") from None
 
 
 def unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from zoo_tupate.embedding.vectors import (
     degenerate_reason,
     delta_vector,
     raw_vector,
+    vector_reason,
 )
 from zoo_tupate.formats.weights import sha256_files
 from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, read_opened, read_tuned
@@ -96,7 +97,7 @@ def embed_params(
     if vector.size == 0:
         raise UnsupportedCheckpoint(f"{source or 'checkpoint'}: every tuned tensor is empty (nothing to embed)")
     base = escape_controls(normalize_base_model(params.base_model, base_model_id))  # stored: one printable line
-    reason = degenerate_reason(params)
+    reason = degenerate_reason(params) or vector_reason(vector)
     config = {k: params.config[k] for k in _CONFIG_SUMMARY_KEYS if k in params.config}
     metadata: dict[str, Any] = {
         "format": params.format,

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from zoo_tupate.core.errors import ZooError
+
 #: Organisations the Hub moved legacy canonical models into; ``FacebookAI/roberta-base`` = ``roberta-base``.
 _LEGACY_ORGS = {"google-bert", "facebookai", "distilbert", "openai-community", "google-t5", "albert"}
 _ALIASES = {
@@ -25,10 +27,10 @@ def normalize_base_model(name: str | None, base_model_id: str | None = None) -> 
     if not name:
         return "unknown"
     name = name.strip().rstrip("/")
-    path = Path(name).expanduser()
-    if not base_model_id and (name.startswith((".", "/", "~")) or path.is_dir()) and path.exists():
+    if not base_model_id and _is_local(name):
         from zoo_tupate.core.models import packaged_identity
 
+        path = Path(name).expanduser()
         name = packaged_identity(path) or _name_from_local_config(path) or path.name
     lowered = name.lower()
     if "/" in lowered:
@@ -38,13 +40,21 @@ def normalize_base_model(name: str | None, base_model_id: str | None = None) -> 
     return _ALIASES.get(lowered, lowered)
 
 
-def _name_from_local_config(path: Path) -> str | None:
-    config = path / "config.json"
-    if not config.is_file():
-        return None
+def _is_local(name: str) -> bool:
+    """Whether a base model name is a local folder (a name no file system accepts is not)."""
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        path = Path(name).expanduser()
+        return (name.startswith((".", "/", "~")) or path.is_dir()) and path.exists()
+    except (OSError, ValueError):  # too long, a NUL byte
+        return False
+
+
+def _name_from_local_config(path: Path) -> str | None:
+    from zoo_tupate.readers.base import read_json_bounded
+
+    try:
+        data = read_json_bounded(path / "config.json", path, "model config")
+    except ZooError:
         return None
     for key in ("_name_or_path", "name_or_path"):
         value = data.get(key) if isinstance(data, dict) else None

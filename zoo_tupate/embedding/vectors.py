@@ -335,6 +335,9 @@ def _reason_by_rows(params: TunedParams) -> str | None:
             return "every lora_B is zero: the adapter is a no-op (never trained)"
         if params.scaling and not any(params.scaling.values()):
             return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
+        if params.scaling and max(abs(v) for v in params.scaling.values()) < FLOAT32_TINY:
+            return (f"α/r is {max(params.scaling.values()):.3g}: every ΔW = (α/r)·B·A is zero in float32 "
+                    "(the adapter is a no-op)")
     if not any(_nonzero(part, sq, params.release) for part, sq in zip(parts, squares, strict=True)):
         return "all tuned tensors are zero"
     return None
@@ -365,9 +368,35 @@ def degenerate_reason(params: TunedParams) -> str | None:
             return "every lora_B is zero: the adapter is a no-op (never trained)"
         if params.scaling and not any(params.scaling.values()):
             return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
+        if params.scaling and max(abs(v) for v in params.scaling.values()) < FLOAT32_TINY:
+            return (f"α/r is {max(params.scaling.values()):.3g}: every ΔW = (α/r)·B·A is zero in float32 "
+                    "(the adapter is a no-op)")
     if not any(nonzero(i) for i in range(len(arrays))):
         return "all tuned tensors are zero"
     return None
+
+
+#: Smallest normal float32: a vector whose squared norm is below it cannot be compared (its cosines are 0/0).
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def vector_reason(vector: np.ndarray) -> str | None:
+    """Why an embedding vector cannot be ranked (non-finite, zero, or too small for float32), or None."""
+    v = np.asarray(vector, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        return "the embedding has non-finite values"
+    square = float(np.dot(v, v))
+    if square == 0.0:
+        return "every value of the embedding is zero (nothing to compare)"
+    if square < FLOAT32_TINY:
+        return f"the embedding's values are too small to compare (squared norm {square:.3g}, under float32's range)"
+    return None
+
+
+def rankable(square_norms: np.ndarray) -> np.ndarray:
+    """Which rows (given their float64 squared norms) can be ranked: finite and not zero (see :func:`vector_reason`)."""
+    sq = np.asarray(square_norms, dtype=np.float64)
+    return np.isfinite(sq) & (sq >= FLOAT32_TINY)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

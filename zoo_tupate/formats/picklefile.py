@@ -13,6 +13,7 @@ import io
 import pickletools
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,10 +104,31 @@ def load_pickle(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
         raise CorruptCheckpoint(f"{path}: cannot read torch file ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UnsupportedCheckpoint(f"{path}: is not a flat state dict of tensors")
+    for name, tensor in state.items():
+        _check_tensor(path, str(name), tensor)
     arrays = {str(k): v.detach().float().numpy() for k, v in state.items()}
     _CACHE.clear()
     _CACHE[key] = arrays
     return arrays
+
+
+#: torch dtypes a ``.bin`` adapter may hold (tuned parameters are real floating-point numbers).
+_FLOAT_TORCH_DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def _check_tensor(path: Path, name: str, tensor: Any) -> None:
+    """A dense CPU tensor of real floating-point values, or :class:`CorruptCheckpoint` naming the tensor."""
+    import torch
+
+    where = f"{path}: tensor {name[:120]!r}"
+    if tensor.layout != torch.strided:
+        raise CorruptCheckpoint(f"{where} is {str(tensor.layout).removeprefix('torch.')}, not a dense tensor")
+    if tensor.is_meta or tensor.device.type != "cpu":
+        raise CorruptCheckpoint(f"{where} is on the {tensor.device.type} device: it holds no values")
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    if dtype not in _FLOAT_TORCH_DTYPES:
+        raise CorruptCheckpoint(f"{where} has dtype {dtype}; tuned parameters must be real floating point "
+                                f"({', '.join(_FLOAT_TORCH_DTYPES)})")
 
 
 def _unsafe_detail(message: str) -> str:

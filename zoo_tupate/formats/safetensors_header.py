@@ -3,7 +3,6 @@ names, shapes and dtypes (:class:`TensorInfo`), offsets that cover the data exac
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from zoo_tupate.core.errors import CorruptCheckpoint
-from zoo_tupate.core.safetext import unique_pairs
+from zoo_tupate.core.safetext import loads_bounded
 
 #: Largest safetensors JSON header accepted (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Largest tensor dimension accepted (numpy refuses ~2**63; no adapter comes near 2**40, even with a 0 beside it).
+MAX_DIMENSION = 2**40
 
 
 _ST_DTYPES = {
@@ -45,11 +46,11 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
     """Validate a safetensors JSON header; returns infos, metadata and ``{name: (start, end)}``."""
     header_len = len(raw)
     try:
-        header = json.loads(raw, object_pairs_hook=unique_pairs)
-    except RecursionError:
-        raise CorruptCheckpoint(f"{path}: safetensors header is nested too deeply") from None
-    except ValueError as exc:  # invalid JSON or UTF-8, a duplicate key, an integer of thousands of digits
+        header = loads_bounded(raw, unique_keys=True)
+    except ValueError as exc:  # invalid JSON or UTF-8, a duplicate key, too deep, an integer of thousands of digits
         reason = str(exc) if exc.__class__ is ValueError else exc.__class__.__name__
+        if "nested" in reason:
+            raise CorruptCheckpoint(f"{path}: safetensors header is nested too deeply") from None
         raise CorruptCheckpoint(f"{path}: safetensors header is not valid JSON ({reason})") from None
     if not isinstance(header, dict):
         raise CorruptCheckpoint(f"{path}: safetensors header is not a JSON object")
@@ -70,6 +71,8 @@ def _parse_header(path: Path, raw: bytes, size: int) -> tuple[dict[str, TensorIn
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has unknown dtype {str(dtype)[:40]!r}")
         if shape and min(shape) < 0:
             raise CorruptCheckpoint(f"{path}: tensor {name!r} has a negative dimension {shape}")
+        if shape and max(shape) > MAX_DIMENSION:
+            raise CorruptCheckpoint(f"{path}: tensor {name!r} has a dimension over 2**40 {list(shape)}")
         count = math.prod(shape)
         if not (0 <= start <= end <= data_len) or end - start != count * _ST_DTYPES[dtype][1]:
             raise CorruptCheckpoint(

@@ -119,15 +119,19 @@ def describe(exc: BaseException, repo: str, revision: str | None = None, action:
         return f"{prefix}cached copy is incomplete and the Hub cannot be used ({_first_line(exc)})"
     cause = exc.__cause__
     if isinstance(exc, hf.LocalEntryNotFoundError) and cause is not None and (
-        isinstance(cause, hf.HfHubHTTPError) or _is_network_error(cause)
+        isinstance(cause, (hf.HfHubHTTPError, hf.FileMetadataError)) or _is_network_error(cause)
     ) and not isinstance(cause, hf.OfflineModeIsEnabled):
         return describe(cause, repo, revision, action)
     if isinstance(exc, (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled)):
         return f"{prefix}not in the local cache and the Hub cannot be used (HF_HUB_OFFLINE or network down)"
+    if isinstance(exc, hf.FileMetadataError):  # an answer without the Hub's headers (a redirect, a proxy page)
+        return f"{prefix}the server's answer is not a Hub answer ({_first_line(exc)[:200]})"
     if isinstance(exc, hf.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         server = " ".join((getattr(exc, "server_message", None) or "").split())
-        return f"{prefix}Hub answered HTTP {status}: {server[:300] or _first_line(exc)}"
+        elsewhere = _redirected_host(exc)
+        who = f"{elsewhere} (where the Hub redirected the request)" if elsewhere else "Hub"
+        return f"{prefix}{who} answered HTTP {status}: {server[:300] or _first_line(exc)}"
     network = _network_reason(exc, hub)
     if network:
         return f"{prefix}{network}"
@@ -186,6 +190,18 @@ def _request_target(exc: BaseException) -> str:
     from zoo_tupate.hub.transport import describe_url
 
     return f" during {request.method} {describe_url(request.url)}"
+
+
+def _redirected_host(exc: BaseException) -> str:
+    """The host that answered when it is not the configured endpoint's (a redirect), else empty."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = str(exc.response.url)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return ""
+    host, hub = urlsplit(url).netloc.rsplit("@", 1)[-1], urlsplit(endpoint()).netloc.rsplit("@", 1)[-1]
+    return host if host and host != hub else ""
 
 
 def _size_mismatch(exc: BaseException) -> str:

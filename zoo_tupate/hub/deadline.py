@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from zoo_tupate.core.constants import HUB_TIMEOUT_ENV, hub_timeout, parse_timeout
+from zoo_tupate.core.constants import HUB_ANSWER_TIMEOUT_ENV, HUB_TIMEOUT_ENV, hub_timeout, parse_timeout
 from zoo_tupate.core.errors import HubError
 from zoo_tupate.core.redact import redact
 
@@ -33,6 +33,14 @@ _OVERRIDE: contextvars.ContextVar[tuple[float | None] | None] = contextvars.Cont
 
 class HubTimeout(HubError):
     """A repo's Hub traffic did not finish within its deadline (no answer, stalled or too slow)."""
+
+
+class FileTooLarge(HubError):
+    """A download over the cap on one adapter file (``ZOO_TUPATE_HUB_MAX_FILE_BYTES``), listed or streamed."""
+
+
+#: Request header that carries the cap on a download's bytes to the transport (never sent to the server).
+CAP_HEADER = "X-Zoo-Tupate-Max-Bytes"
 
 
 @dataclass
@@ -110,6 +118,12 @@ class Deadline:
             else:
                 reason = f"timed out: {what} too slow to finish within the {budget} ({done} received)"
         return HubTimeout(redact(f"{self.repo}: {reason}"))
+
+
+    def silent(self, what: str, seconds: float) -> HubTimeout:
+        """The error for a server that kept ``what`` without answering a byte for ``seconds``."""
+        return HubTimeout(redact(f"{self.repo}: timed out: connected, but no answer to {what} for "
+                                 f"{_seconds(seconds)} (a silent server; {HUB_ANSWER_TIMEOUT_ENV})"))
 
 
 def _seconds(value: float) -> str:

@@ -14,8 +14,10 @@ import shutil
 import uuid
 from pathlib import Path
 
+from zoo_tupate.core.constants import HUB_MAX_FILE_ENV, hub_max_file_bytes
 from zoo_tupate.core.errors import HubError
 from zoo_tupate.hub.client import endpoint, prepare
+from zoo_tupate.hub.deadline import CAP_HEADER, FileTooLarge
 from zoo_tupate.hub.resolve import FileMeta, RepoState
 
 #: Files fetched at once within one repo (repos themselves run in parallel too).
@@ -39,25 +41,52 @@ def fetch(
     from huggingface_hub import snapshot_download
 
     prepare()
-    folder = Path(
-        snapshot_download(
-            state.repo,
-            revision=state.sha,
-            allow_patterns=list(files),
-            cache_dir=str(cache_dir),
-            local_files_only=local_only,
-            endpoint=endpoint(),
-            tqdm_class=tqdm_class,
-            max_workers=FILE_WORKERS,
-            headers=headers,
+    cap = check_listed_sizes(state, files)
+    try:
+        folder = Path(
+            snapshot_download(
+                state.repo,
+                revision=state.sha,
+                allow_patterns=list(files),
+                cache_dir=str(cache_dir),
+                local_files_only=local_only,
+                endpoint=endpoint(),
+                tqdm_class=tqdm_class,
+                max_workers=FILE_WORKERS,
+                headers={**(headers or {}), CAP_HEADER: str(cap)},
+            )
         )
-    )
+    except FileTooLarge:
+        drop_incomplete(cache_dir, state.repo)
+        raise
     missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         raise HubError(f"{state.repo}@{state.sha[:12]}: {', '.join(missing)} missing after download")
     for name in files:
         verify(folder / name, state.files.get(name), f"{state.repo}@{state.sha[:12]}")
     return checkout(folder, files, checkout_dir(cache_dir, state.repo, state.sha))
+
+
+def check_listed_sizes(state: RepoState, files: list[str]) -> int:
+    """The cap on one downloaded file (``ZOO_TUPATE_HUB_MAX_FILE_BYTES``); :class:`FileTooLarge` when the
+    Hub's listing already says a file is over it (nothing is downloaded then)."""
+    try:
+        cap = hub_max_file_bytes()
+    except ValueError as exc:
+        raise HubError(str(exc)) from None
+    for name in files:
+        meta = state.files.get(name)
+        if meta is not None and meta.size is not None and meta.size > cap:
+            raise FileTooLarge(f"{state.repo}@{state.sha[:12]}: {name} is listed at {meta.size:,} bytes, over the "
+                               f"{cap:,}-byte cap on an adapter file ({HUB_MAX_FILE_ENV}); not downloaded")
+    return cap
+
+
+def drop_incomplete(cache_dir: Path, repo: str) -> None:
+    """Remove the partial downloads huggingface_hub keeps for resuming (``blobs/*.incomplete``) of ``repo``."""
+    blobs = Path(cache_dir) / f"models--{repo.replace('/', '--')}" / "blobs"
+    for partial in blobs.glob("*.incomplete"):
+        partial.unlink(missing_ok=True)
 
 
 def checkout_dir(cache_dir: Path, repo: str, sha: str) -> Path:

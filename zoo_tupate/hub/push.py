@@ -17,9 +17,10 @@ from typing import Any
 
 from zoo_tupate.cards.cardfile import README_NAME, is_card, read_card, write_card
 from zoo_tupate.cards.cardfile import WEIGHTS_NAME as CARD_FILE
-from zoo_tupate.core.errors import HubError, UnsupportedCheckpoint, ZooError
+from zoo_tupate.core.errors import CorruptCheckpoint, HubError, UnsupportedCheckpoint, ZooError
 from zoo_tupate.core.redact import redact, strip_url_secrets
 from zoo_tupate.embedding.vectors import Embedding
+from zoo_tupate.formats.weights import check_inside
 from zoo_tupate.hub.client import hub_error, make_api
 from zoo_tupate.readers.base import CONFIG_FILES, HEAD_FILES, WEIGHT_FILES, open_checkpoint
 from zoo_tupate.store.index import Index
@@ -59,8 +60,8 @@ def push(
     """Upload a tuned adapter folder (adapter files only) with its embedding card to ``repo``."""
     folder = Path(folder).expanduser()
     ckpt = open_checkpoint(folder)
+    files = upload_files(folder)
     embeddings = _embed_all(folder, reprs, pooling)
-    files = {name: folder / name for name in ADAPTER_UPLOAD_FILES if (folder / name).is_file()}
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         card_dir = write_card(Path(tmp) / "card", embeddings, {"repo_id": repo, **(extra or {})})
         readme = _adapter_readme(folder / README_NAME, card_dir / README_NAME, ckpt.config)
@@ -158,6 +159,26 @@ def _with_tags(readme: str, config: dict[str, Any] | None = None) -> str:
     if isinstance(base, str) and base.strip() and not card.data.base_model:
         card.data.base_model = base.strip()
     return redact(str(card))
+
+
+def upload_files(folder: Path) -> dict[str, Path]:
+    """The adapter files of ``folder`` that ``push`` uploads (and its own README, read for the new one).
+
+    Nothing outside the folder is ever uploaded: a link that leads out of it (or dangles, or loops) is refused
+    with :class:`CorruptCheckpoint` naming the link, whichever file it is; a file that is not a regular file
+    (a FIFO, a folder) too."""
+    files = {}
+    for name in (*ADAPTER_UPLOAD_FILES, README_NAME):
+        path = folder / name
+        if not os.path.lexists(path):
+            continue
+        if path.is_symlink():
+            check_inside(path, folder)
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{path}: is not a regular file; not uploaded")
+        if name != README_NAME:
+            files[name] = path
+    return files
 
 
 def _adapter_readme(own: Path, card_readme: Path, config: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from zoo_tupate.cards.cardfile import README_NAME
 from zoo_tupate.cards.cardfile import WEIGHTS_NAME as CARD_FILE
 from zoo_tupate.cards.catalog import TaskCard, adapter_repos, classify_pattern
 from zoo_tupate.core.errors import CatalogError, HubError
+from zoo_tupate.core.safetext import escape_controls
 from zoo_tupate.readers.base import CONFIG_FILES, WEIGHT_FILES
 
 #: Small files that describe an adapter and are fetched beside its weights.
@@ -25,6 +26,23 @@ ADAPTER_SIDE_FILES = (*CONFIG_FILES, "head_config.json", README_NAME)
 #: Everything pull may ever download: adapter weights and configs, cards, READMEs. Never base weights.
 ALLOWED_FILES = (*WEIGHT_FILES, *ADAPTER_SIDE_FILES, CARD_FILE)
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+#: A branch or tag name (git's ref grammar, kept to what the Hub uses: ``main``, ``v1.0``, ``refs/pr/3``).
+_REF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
+
+
+def check_revision(repo: str, revision: str | None) -> None:
+    """Refuse (:class:`HubError`) a revision that is neither a branch/tag name nor a commit sha.
+
+    A revision becomes a file name in the cache (``refs/<revision>``): ``..``, a leading ``/``, ``//``,
+    backslashes, control characters or a ``.lock`` suffix could name a file outside it."""
+    if revision is None or SHA_RE.match(revision):
+        return
+    parts = revision.split("/")
+    if (not _REF_RE.match(revision) or ".." in revision or any(not p or p.startswith(".") for p in parts)
+            or revision.endswith((".lock", "/", "."))):
+        shown = escape_controls(revision[:80])
+        raise HubError(f"{repo}@{shown}: not a valid revision (a branch or tag name, or a 40-character commit "
+                       "sha; no '..', no leading '/')")
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ def expand_patterns(
         if resolved.kind == "hub":
             assert resolved.repo_id is not None
             req = RepoRequest(resolved.repo_id, resolved.revision or revision, pattern=pattern)
+            check_revision(req.repo, req.revision)
             requests.setdefault((req.repo, req.revision), req)
             continue
         for card in resolved.tasks:
@@ -100,6 +119,7 @@ def expand_patterns(
             pinned = {a.repo: a.revision for a in card.adapters}
             for repo, method, _base in found:
                 rev = revision or pinned.get(repo)
+                check_revision(repo, rev)
                 req = RepoRequest(repo, rev, pattern=pattern, task=card.name, method=method)
                 requests.setdefault((req.repo, req.revision), req)
     return list(requests.values()), notes, unknown
@@ -114,15 +134,25 @@ def _alias_methods(card: TaskCard, alias: str) -> list[str] | None:
 
 def remote_state(api, repo: str, revision: str | None) -> RepoState:
     """Ask the Hub for ``repo`` at ``revision``: its commit sha and files (with sizes and hashes)."""
-    info = api.model_info(repo, revision=revision, files_metadata=True)
-    if not info.sha:
-        raise HubError(f"{repo}: the Hub gave no commit sha for revision {revision or 'main'!r}")
+    try:
+        info = api.model_info(repo, revision=revision, files_metadata=True)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # huggingface_hub could not parse the answer
+        if isinstance(exc, HubError) or type(exc).__module__.startswith(("huggingface_hub", "httpx")):
+            raise
+        raise HubError(f"{repo}: the Hub's answer about the repo is malformed ({type(exc).__name__}: "
+                       f"{str(exc)[:120]})") from None
+    sha = getattr(info, "sha", None)
+    if not isinstance(sha, str) or not SHA_RE.match(sha):
+        raise HubError(f"{repo}: the Hub gave no valid commit sha for revision {revision or 'main'!r}")
     files = {}
-    for sib in info.siblings or []:
+    for sib in getattr(info, "siblings", None) or []:
+        name, size = getattr(sib, "rfilename", None), getattr(sib, "size", None)
+        if not isinstance(name, str) or (size is not None and (not isinstance(size, int) or size < 0)):
+            raise HubError(f"{repo}@{sha[:12]}: the Hub's file listing is malformed (entry {str(name)[:80]!r})")
         lfs = getattr(sib, "lfs", None)
-        files[sib.rfilename] = FileMeta(size=sib.size, blob_id=sib.blob_id,
-                                        lfs_sha256=getattr(lfs, "sha256", None) if lfs else None)
-    return RepoState(repo=repo, sha=info.sha, files=files)
+        files[name] = FileMeta(size=size, blob_id=getattr(sib, "blob_id", None),
+                               lfs_sha256=getattr(lfs, "sha256", None) if lfs else None)
+    return RepoState(repo=repo, sha=sha, files=files)
 
 
 def cached_state(cache_dir: Path, repo: str, revision: str | None) -> RepoState | None:
@@ -135,6 +165,7 @@ def cached_state(cache_dir: Path, repo: str, revision: str | None) -> RepoState 
     if SHA_RE.match(rev):
         sha = rev
     else:
+        check_revision(repo, rev)
         ref = storage / "refs" / rev
         if not ref.is_file():
             return None
@@ -159,7 +190,11 @@ def remember_ref(cache_dir: Path, repo: str, revision: str | None, sha: str) -> 
     rev = revision or "main"
     if SHA_RE.match(rev):
         return
-    ref = Path(cache_dir) / f"models--{repo.replace('/', '--')}" / "refs" / rev
+    check_revision(repo, rev)
+    refs = Path(cache_dir) / f"models--{repo.replace('/', '--')}" / "refs"
+    ref = refs / rev
+    if not os.path.normpath(ref).startswith(os.path.normpath(refs) + os.sep):
+        return  # never written outside the repo's refs/ (check_revision already refused such names)
     try:
         if ref.is_file() and ref.read_text().strip() == sha:
             return

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from zoo_tupate.hub.deadline import HEADER, Deadline, lookup
+from zoo_tupate.hub.deadline import CAP_HEADER, HEADER, Deadline, FileTooLarge, lookup
 
 try:
     import httpx2 as httpx  # huggingface_hub 2.x
@@ -84,13 +84,16 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def handle_request(self, request: Any) -> Any:
         key = request.headers.pop(HEADER, None)
+        cap = request.headers.pop(CAP_HEADER, None)
         try:
-            return self._send(request, lookup(key))
+            return self._send(request, lookup(key), int(cap) if cap and cap.isdigit() else None)
         finally:
             if key is not None:  # httpx copies the request's headers into a redirect's request
                 request.headers[HEADER] = key
+            if cap is not None:
+                request.headers[CAP_HEADER] = cap
 
-    def _send(self, request: Any, deadline: Deadline | None) -> Any:
+    def _send(self, request: Any, deadline: Deadline | None, cap: int | None = None) -> Any:
         given = request.extensions.get("timeout") or {}
         io = io_timeout()
         upload = request.method not in ("GET", "HEAD")
@@ -107,7 +110,9 @@ class DeadlineTransport(httpx.BaseTransport):
                 raise deadline.exceeded(what)
             left = max(deadline.remaining(), 0.001)
             timeouts = {name: min(value, left) for name, value in timeouts.items()}
-            timeouts["read"] = left  # an answer that comes before the deadline is awaited
+            answer = _answer_timeout()
+            # an answer that comes before the deadline is awaited, unless the server stays silent that long
+            timeouts["read"] = min(left, answer) if answer else left
             deadline.request(what)
         request.extensions["timeout"] = timeouts
         try:
@@ -116,13 +121,21 @@ class DeadlineTransport(httpx.BaseTransport):
             if deadline is not None and deadline.remaining() <= _EPSILON:
                 connecting = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
                 raise deadline.exceeded(what, connecting=connecting) from None
+            if deadline is not None and isinstance(exc, httpx.ReadTimeout):
+                raise deadline.silent(what, timeouts["read"]) from None
             raise
+        if cap is not None and request.method == "GET" and response.status_code in (200, 206):
+            length = response.headers.get("content-length")
+            if length and length.isdigit() and int(length) > cap:
+                response.close()
+                raise too_large(request.url, f"the server announced {int(length):,} bytes", cap)
         if deadline is not None:
             length = response.headers.get("content-length")
             partial = response.status_code == 206
             deadline.body(what, int(length) if length and length.isdigit() and not partial else None, partial,
                           response.status_code)
-        response.stream = _WatchedStream(response.stream, timeouts, stall, deadline, what)
+        response.stream = _WatchedStream(response.stream, timeouts, stall, deadline, what,
+                                         (cap, request.url) if cap is not None and request.method == "GET" else None)
         return response
 
     def close(self) -> None:
@@ -133,15 +146,20 @@ class _WatchedStream(httpx.SyncByteStream):
     """A response body read with the stall timeout, counted against the repo's deadline."""
 
     def __init__(self, inner: Any, timeouts: dict[str, float], stall: float, deadline: Deadline | None,
-                 what: str) -> None:
+                 what: str, cap: tuple[int, Any] | None = None) -> None:
         self.inner, self.timeouts, self.stall, self.deadline, self.what = inner, timeouts, stall, deadline, what
+        self.cap = cap
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self.deadline
         # httpcore reads the body's read timeout from this dict when the body starts
         self.timeouts["read"] = self.stall if deadline is None else max(min(self.stall, deadline.remaining()), 0.001)
+        received = 0
         try:
             for chunk in self.inner:
+                received += len(chunk)
+                if self.cap is not None and received > self.cap[0]:
+                    raise too_large(self.cap[1], f"the server sent more than {self.cap[0]:,} bytes", self.cap[0])
                 if deadline is not None:
                     deadline.data(self.what, len(chunk))
                     if deadline.remaining() <= 0:
@@ -154,6 +172,25 @@ class _WatchedStream(httpx.SyncByteStream):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _answer_timeout() -> float | None:
+    from zoo_tupate.core.constants import hub_answer_timeout
+
+    try:
+        return hub_answer_timeout()
+    except ValueError:
+        return None  # refused with one line where the settings are read (pull, suggest)
+
+
+def too_large(url: Any, what: str, cap: int) -> FileTooLarge:
+    """The error for a download over ``cap`` bytes (the repo and file named from the URL)."""
+    from zoo_tupate.core.constants import HUB_MAX_FILE_ENV
+
+    path = unquote(str(url.path)).lstrip("/")
+    repo = path.split("/resolve/", 1)[0] if "/resolve/" in path else path
+    return FileTooLarge(f"{repo}: {describe_url(url)}: {what}, over the {cap:,}-byte cap on an adapter file "
+                        f"({HUB_MAX_FILE_ENV}); download stopped")
 
 
 def describe_url(url: Any) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from zoo_tupate.embedding.segments import Key, segment_keys, segments_of, short_modules
 from zoo_tupate.embedding.space import parse_space, short_space
-from zoo_tupate.embedding.vectors import Embedding
+from zoo_tupate.embedding.vectors import Embedding, rankable
 from zoo_tupate.ranking.ranker.layout import shared_parts
 
 if TYPE_CHECKING:
@@ -204,10 +204,11 @@ def _scores(index: Index, entries: list[Entry], vector: np.ndarray, target_parts
     out = []
     for chunk in chunks:
         rows = index.vectors(chunk)[:, take_z].astype(np.float64)
+        live = rankable(np.einsum("ij,ij->i", rows, rows))  # a zero or non-finite part is never ranked
         if mean is not None:
             rows -= mean
         norms = np.linalg.norm(rows, axis=1) * float(np.linalg.norm(t))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.where(norms > 0, (rows @ t) / norms, 0.0))
+            out.append(np.where(live & (norms > 0), (rows @ t) / norms, np.nan))
     return np.concatenate(out)
 

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo_tupate.embedding.vectors import Embedding
+from zoo_tupate.embedding.vectors import Embedding, rankable
 from zoo_tupate.ranking.result import Suggestion
 from zoo_tupate.store import ann
 from zoo_tupate.store.index import Entry, Index
 
 
 def cosine_scores(target: np.ndarray, matrix: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
-    """Cosine of ``target`` with each row of ``matrix`` (after subtracting ``center`` when given)."""
+    """Cosine of ``target`` with each row of ``matrix`` (after subtracting ``center`` when given); NaN for a
+    row that cannot be ranked (zero, too small or non-finite: see :func:`~zoo_tupate.embedding.vectors.rankable`)."""
     t = target.astype(np.float32)
     m = matrix
+    live = rankable(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
     if center is not None:
         t = t - center
         m = m - center
@@ -25,7 +27,7 @@ def cosine_scores(target: np.ndarray, matrix: np.ndarray, center: np.ndarray | N
     dots = m @ t
     with np.errstate(invalid="ignore", divide="ignore"):
         scores = np.where(norms > 0, dots / norms, 0.0)
-    return scores.astype(np.float64)
+    return np.where(live, scores, np.nan).astype(np.float64)  # a zero or non-finite row is never ranked
 
 
 NO_SPACE = "no zoo entry shares the target's space"
@@ -123,6 +125,7 @@ def _large_space(index: Index, state, slots: np.ndarray, views: list[ann.ShardVi
         # uncentered scan scores are already exact (float32 dots, stored float64 norms); with a center the
         # expanded norms can lose digits, so a margin of rows is recomputed directly
         count = n if top_k is None else (max(4 * top_k, 64) if center else top_k)
+    keep = keep & ann.rankable_rows(views, n, cache)  # a zero or non-finite row is never ranked
     scores[~keep] = -np.inf
     count = min(count, int(keep.sum()))
     best = ann.top_positions(scores, count)
@@ -145,7 +148,7 @@ def _large_space(index: Index, state, slots: np.ndarray, views: list[ann.ShardVi
 
 
 def score_rows(candidates: list[Entry], scores: np.ndarray) -> list[Suggestion]:
-    order = np.argsort(-scores, kind="stable")
+    order = [i for i in np.argsort(-scores, kind="stable") if np.isfinite(scores[i])]  # NaN: never ranked
     return [
         Suggestion(rank=r + 1, name=candidates[i].name, score=float(scores[i]), method=candidates[i].method,
                    space=candidates[i].space, repr=candidates[i].repr, source=candidates[i].source,

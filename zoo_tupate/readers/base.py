@@ -36,8 +36,13 @@ WEIGHT_FILES = (
 CONFIG_FILES = ("adapter_config.json",)
 #: Largest adapter config read (real ones are a few KB).
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+#: Longest base model name or path accepted in a config (Hub ids are under 100 characters, paths under 4,096).
+MAX_NAME_CHARS = 4096
 HEAD_FILES = ("pytorch_model_head.bin", "head.safetensors", "head_config.json")
 
+#: Tensor dtypes a reader loads: safetensors names, and "float32" for a `.bin` (whose other dtypes are refused
+#: when it is read, see :mod:`zoo_tupate.formats.picklefile`).
+FLOAT_DTYPES = frozenset({"F32", "F16", "BF16", "F64", "float32"})
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.(.+)$")
 #: Most digits of a layer index in a tensor name (no model has a million layers).
 MAX_LAYER_DIGITS = 6
@@ -56,7 +61,14 @@ class CheckpointFolder:
     sources: dict[int, dict[str, tuple[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     def load(self, names: list[str]) -> dict[str, np.ndarray]:
-        """Load only ``names`` from the weights file (float32 safetensors: views of the mapping, no copy)."""
+        """Load only ``names`` from the weights file (float32 safetensors: views of the mapping, no copy).
+
+        Tuned parameters are floating point: a BOOL or integer tensor is refused, not converted."""
+        for name in names:
+            info = self.tensors.get(name)
+            if info is not None and info.dtype not in FLOAT_DTYPES:
+                raise CorruptCheckpoint(f"{self.weights}: tensor {name[:120]!r} has dtype {info.dtype}; tuned "
+                                        "parameters must be floating point (F32, F16, BF16 or F64)")
         if self.mapped is None:
             return load_tensors(self.weights, names)
         check_load_size(self.weights, [self.tensors[n] for n in names if n in self.tensors])
@@ -148,32 +160,57 @@ def read_config(folder: Path) -> dict[str, Any]:
     """Parse ``adapter_config.json`` if present (empty dict when absent; a dangling or looping link is refused)."""
     for name in CONFIG_FILES:
         file = folder / name
-        st = _lstat(file)
-        if st is not None:
-            if stat.S_ISLNK(st.st_mode):
-                check_inside(file, folder)
-                st = _stat(file)
-            if st is None or not stat.S_ISREG(st.st_mode):  # a FIFO would block the read, a folder cannot be read
-                raise CorruptCheckpoint(f"{file}: is not a regular file")
-            if st.st_size > MAX_CONFIG_BYTES:
-                raise CorruptCheckpoint(f"{file}: {st.st_size} bytes, too large for an adapter config")
-            try:
-                with open(file, "rb") as handle:
-                    data = handle.read(MAX_CONFIG_BYTES + 1)
-            except OSError as exc:
-                raise CorruptCheckpoint(f"{file}: unreadable ({exc.strerror})") from None
-            if len(data) > MAX_CONFIG_BYTES:
-                raise CorruptCheckpoint(f"{file}: more than {MAX_CONFIG_BYTES} bytes, too large for an adapter config")
-            try:
-                config = loads_bounded(data)
-            except ValueError as exc:  # invalid JSON or UTF-8, too deep, a huge or non-finite number
-                raise CorruptCheckpoint(f"{file}: invalid adapter config ({exc})") from None
-            if not isinstance(config, dict):
-                raise CorruptCheckpoint(f"{file}: expected a JSON object, got {type(config).__name__}")
-            if "peft_type" in config and not isinstance(config["peft_type"], (str, type(None))):
-                raise CorruptCheckpoint(f"{file}: peft_type must be a string, got {type(config['peft_type']).__name__}")
-            return config
+        if _lstat(file) is None:
+            continue
+        config = read_json_bounded(file, folder, "adapter config")
+        if not isinstance(config, dict):
+            raise CorruptCheckpoint(f"{file}: expected a JSON object, got {type(config).__name__}")
+        check_config_fields(file, config)
+        return config
     return {}
+
+
+def read_json_bounded(file: Path, folder: Path, what: str = "JSON file", max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+    """The JSON of a file that came from a checkpoint or the Hub: the one way such a file is read.
+
+    A link must stay inside ``folder``; the file must be regular (a FIFO would block, ``/dev/zero`` never
+    ends) and at most ``max_bytes`` (checked before and while reading); the JSON is bounded
+    (:func:`~zoo_tupate.safetext.loads_bounded`). Anything else is a :class:`CorruptCheckpoint` naming the file.
+    """
+    st = _lstat(file)
+    if st is None:
+        raise CorruptCheckpoint(f"{file}: no such file")
+    if stat.S_ISLNK(st.st_mode):
+        check_inside(file, folder)
+        st = _stat(file)
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise CorruptCheckpoint(f"{file}: is not a regular file")
+    if st.st_size > max_bytes:
+        raise CorruptCheckpoint(f"{file}: {st.st_size:,} bytes, too large for an {what} (at most {max_bytes:,})")
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise CorruptCheckpoint(f"{file}: unreadable ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise CorruptCheckpoint(f"{file}: more than {max_bytes:,} bytes, too large for an {what}")
+    try:
+        return loads_bounded(data)
+    except ValueError as exc:  # invalid JSON or UTF-8, too deep, a huge or non-finite number, a lone surrogate
+        raise CorruptCheckpoint(f"{file}: invalid {what} ({exc})") from None
+
+
+def check_config_fields(file: Path, config: dict[str, Any]) -> None:
+    """Fields every reader relies on must have their type: ``peft_type`` a string, model names short strings."""
+    if "peft_type" in config and not isinstance(config["peft_type"], (str, type(None))):
+        raise CorruptCheckpoint(f"{file}: peft_type must be a string, got {type(config['peft_type']).__name__}")
+    for key in ("base_model_name_or_path", "model_name"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CorruptCheckpoint(f"{file}: {key} must be a string, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+            raise CorruptCheckpoint(f"{file}: {key} is {len(value):,} characters long (a model name or path has at "
+                                    f"most {MAX_NAME_CHARS:,})")
 
 
 def _lstat(path: Path) -> os.stat_result | None:

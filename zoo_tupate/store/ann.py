@@ -246,6 +246,17 @@ def _sqnorms(view: ShardView, cache: ShardCache) -> np.ndarray:
     return sq
 
 
+def rankable_rows(views: list[ShardView], n: int, cache: ShardCache) -> np.ndarray:
+    """Which of the ``n`` candidates can be ranked, from the stored squared norms (see
+    :func:`~zoo_tupate.embedding.rankable`)."""
+    from zoo_tupate.embedding.vectors import rankable
+
+    out = np.zeros(n, bool)
+    for view in views:
+        out[view.positions] = rankable(np.asarray(_sqnorms(view, cache), dtype=np.float64)[view.rows])
+    return out
+
+
 def space_total(views: list[ShardView], cache: ShardCache, dim: int) -> np.ndarray:
     """Sum (float64) of the candidate rows: stored shard totals minus the rows that are not candidates."""
     total = np.zeros(dim, np.float64)

@@ -43,6 +43,7 @@ from zoo_tupate.core.safetext import escape_controls, has_controls
 from zoo_tupate.core.storage import map_vectors
 from zoo_tupate.embedding.segments import SEGMENTS_KEY, segments_of
 from zoo_tupate.embedding.vectors import METHODS, REPRS, Embedding
+from zoo_tupate.formats.npyfile import read_vector
 from zoo_tupate.formats.weights import resolve_strictly
 from zoo_tupate.store.ann import ShardCache
 from zoo_tupate.store.embedcache import cached_embed
@@ -163,7 +164,9 @@ class Index:
             from_card = [e for e in read_card(path) if e.repr in reprs]
             if not from_card:
                 raise UnsupportedCheckpoint(f"{path}: the embedding card has no vector in repr {', '.join(reprs)}")
-            return self.add_embeddings(name, from_card, source=source, metadata=metadata, replace=replace)
+            # the entry points at this folder (the card records where it was written, e.g. a tune's temp folder)
+            return self.add_embeddings(name, from_card, source=source or str(path), metadata=metadata,
+                                       replace=replace)
         embeddings: list[Embedding] = []
         for repr_ in reprs:
             try:
@@ -274,14 +277,9 @@ class Index:
         method = method or next((m for m in METHODS if f"/{m}/" in f"/{space}/"), "external")
         embeddings = []
         for file in files:
-            try:
-                vector = np.load(file, allow_pickle=False)
-            except (ValueError, OSError) as exc:
-                raise CorruptCheckpoint(f"{file}: cannot read .npy ({exc})") from None
-            if vector.ndim != 1 or not np.issubdtype(vector.dtype, np.number):
-                raise UnsupportedCheckpoint(f"{file}: expected a 1-D numeric vector, got shape {vector.shape}")
+            vector = read_vector(file)
             embeddings.append((file, Embedding(
-                vector=vector.astype(np.float32), method=method, repr="raw", pooling="unknown",
+                vector=vector, method=method, repr="raw", pooling="unknown",
                 space=space, base_model="unknown", sha256=hashlib.sha256(vector.tobytes()).hexdigest(), source=str(file),
                 metadata={"imported_from": str(file)})))
         dims = {e.dim for _, e in embeddings}

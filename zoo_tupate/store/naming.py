@@ -12,22 +12,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-from zoo_tupate.core.errors import NameTaken
-from zoo_tupate.core.storage import read_json
+from zoo_tupate.core.errors import NameTaken, ZooError
 from zoo_tupate.embedding.vectors import Embedding
+from zoo_tupate.readers.base import read_json_bounded
 from zoo_tupate.store.manifest import State
 
 #: Folder names that say nothing about the task.
 GENERIC = {"early", "best", "final", "adapter", "adapters", "checkpoint", "lora", "prefix", "bitfit", "ia3",
            "model", "output", "outputs"}
+#: Longest default entry name (a task recorded in a card or config can be any length).
+MAX_NAME = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]+")
 
 
 def _slug(text: str) -> str:
     text = text.strip().rstrip("/")
-    if "/" in text and Path(text).expanduser().exists():  # a local dataset path: its folder name
-        text = Path(text).name
-    return _UNSAFE.sub("_", text).strip("_./") or "entry"
+    try:
+        if "/" in text and Path(text).expanduser().exists():  # a local dataset path: its folder name
+            text = Path(text).name
+    except (OSError, ValueError):  # a name no file system accepts (too long, a NUL byte) is not a path
+        pass
+    return _UNSAFE.sub("_", text).strip("_./")[:MAX_NAME].strip("_./") or "entry"
 
 
 def _record(path: Path) -> tuple[str | None, str | None]:
@@ -44,7 +49,10 @@ def _record(path: Path) -> tuple[str | None, str | None]:
             return task, "+".join(methods) if methods else None
     except Exception:  # noqa: BLE001 - naming must never fail an add; the reader reports bad files
         pass
-    config = read_json(path / "adapter_config.json")
+    try:
+        config = read_json_bounded(path / "adapter_config.json", path, "adapter config")
+    except ZooError:  # absent or bad: the reader reports bad files when the add reads the checkpoint
+        config = None
     config = config if isinstance(config, dict) else {}
     zoo = config.get("zoo_tupate") if isinstance(config.get("zoo_tupate"), dict) else {}
     task = zoo.get("dataset") if isinstance(zoo.get("dataset"), str) else None

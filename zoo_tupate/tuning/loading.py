@@ -3,7 +3,6 @@ prefixes and AdapterHub bottleneck adapters (zoo-tupate's own, or a Hub ``pf`` a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,10 @@ from zoo_tupate.tuning.prefix import CONFIG_NAME, load_prefix_weights
 
 def read_adapter_config(folder: Path) -> dict[str, Any]:
     """``adapter_config.json`` of a tuned folder (a :class:`CorruptCheckpoint` when unreadable)."""
+    from zoo_tupate.readers.base import read_json_bounded
+
     path = folder / CONFIG_NAME
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpoint(f"{path}: cannot read the adapter config ({exc})") from None
+    config = read_json_bounded(path, folder, "adapter config")  # bounded, link-checked: it may come from the zoo
     if not isinstance(config, dict):
         raise CorruptCheckpoint(f"{path}: expected a JSON object")
     return config

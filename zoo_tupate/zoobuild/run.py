@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from zoo_tupate.core.cachefiles import read_json, write_json
@@ -18,7 +19,7 @@ from zoo_tupate.core.errors import NameTaken, ZooError
 from zoo_tupate.store.index import Index
 from zoo_tupate.zoobuild.executors import Executor, Job, Outcome, Resources
 from zoo_tupate.zoobuild.plan import BuildConfig, Item, state_path, tuned_dir
-from zoo_tupate.zoobuild.tunejob import TuneSpec, tune_job, write_files
+from zoo_tupate.zoobuild.tunejob import TuneSpec, clean_scratch, tune_job, write_files
 
 ACTIONS: tuple[str, ...] = ("pulled", "tuned", "indexed", "pushed", "skipped", "failed")
 Log = Callable[[str], None]
@@ -72,6 +73,7 @@ def build(config: BuildConfig, items: list[Item], index: Index, executor: Execut
         if "tune" in item.done:
             results[item.key].steps["tune"] = "skipped"
             _finish(config, item, index, results[item.key], log)
+    clean_scratch(scratch_dir(config))  # work folders of a killed build (or worker) go at the next start
     todo = [i for i in tunable if "tune" not in i.done]
     jobs = [_job(config, i, f"[{n}/{len(todo)}] " if job_progress else None) for n, i in enumerate(todo, 1)]
     by_label = {j.label: i for j, i in zip(jobs, [i for i in tunable if "tune" not in i.done], strict=True)}
@@ -109,8 +111,13 @@ def _job(config: BuildConfig, item: Item, progress: str | None = None) -> Job:
     spec = TuneSpec(task=item.task, method=item.method, dataset=str(item.dataset), base_model=config.base_model,
                     base_model_id=config.base_model_id, recipe=tuple(sorted(item.recipe.items())),
                     device=config.device, text_columns=tuple(item.text_columns) if item.text_columns else None,
-                    label_column=item.label_column, progress=progress)
+                    label_column=item.label_column, progress=progress, scratch=str(scratch_dir(config)))
     return Job(tune_job, (spec,), label=f"tune {item.key}", resources=Resources(cpus=1.0, gpus=gpus))
+
+
+def scratch_dir(config: BuildConfig) -> Path:
+    """``<work>/tmp``: the jobs' temporary folders, under ``--home`` (never the system's temp folder)."""
+    return config.work / "tmp"
 
 
 def _record(config: BuildConfig, item: Item, step: str, record: dict[str, Any]) -> None:
@@ -129,11 +136,12 @@ def _finish(config: BuildConfig, item: Item, index: Index, result: ItemResult, l
     if "index" in item.done and item.entry in names:
         result.steps["index"] = "skipped"
     else:
-        source = f"zoo-build:{item.entry}"
+        source = str(early)  # where the adapter really is (suggest --verify starts from it)
         log(f"indexing {item.key} as {item.entry}")
         # an entry an earlier build made under this name is replaced (its adapter was tuned again); any other
-        # entry of this name is never touched
-        ours = item.entry in names and all(e.source == source for e in index.get(item.entry))
+        # entry of this name is never touched (older builds recorded the source as zoo-build:<entry>)
+        ours = item.entry in names and all(e.source in (source, f"zoo-build:{item.entry}") or "zoo_build" in e.metadata
+                                           for e in index.get(item.entry))
         try:
             entries = index.add(early, name=item.entry, source=source, replace=ours,
                                 metadata={"zoo_build": {"task": item.task, "method": item.method,

@@ -31,6 +31,8 @@ class TuneSpec:
     text_columns: tuple[str, ...] | None = None
     label_column: str | None = None
     progress: str | None = None  # a prefix such as "[1/3] ": say when the job starts and each epoch's score
+    #: Folder for the job's temporary files (``<work>/tmp`` under ``--home``; the system's when it cannot be made).
+    scratch: str | None = None
 
 
 def tune_job(spec: TuneSpec) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def tune_job(spec: TuneSpec) -> dict[str, Any]:
     keep_base_models()
     recipe = dict(spec.recipe)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="zoo-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(), dir=_usable(spec.scratch)) as tmp:
         config = TuneConfig(
             dataset=spec.dataset, base_model=spec.base_model, method=spec.method, base_model_id=spec.base_model_id,
             epochs=recipe["epochs"], early_epochs=recipe["epochs"], max_train=recipe["max_train"],
@@ -65,6 +67,46 @@ def tune_job(spec: TuneSpec) -> dict[str, Any]:
     return {"files": files, "log": {"lr": summary["lr"], "metric": summary["metric"],
                                     "early_metric": summary["early_metric"], "wall_s": round(time.perf_counter() - started, 3),
                                     "train_s": result.chosen.train_s, "host": socket.gethostname(), "pid": os.getpid()}}
+
+
+def scratch_prefix() -> str:
+    """``job-<host>-<pid>-``: whose a work folder is, so that the next build removes it once that process is gone."""
+    return f"job-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _usable(scratch: str | None) -> str | None:
+    if not scratch:
+        return None
+    try:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+    except OSError:  # a worker on another machine without this path: its own temp folder
+        return None
+    return scratch
+
+
+def clean_scratch(scratch: Path) -> list[Path]:
+    """Remove the work folders in ``scratch`` left by processes of this host that no longer run (a killed
+    build or worker); returns what was removed. Folders of running processes and other hosts stay."""
+    import shutil
+
+    removed = []
+    host = socket.gethostname()
+    for folder in sorted(Path(scratch).glob(f"job-{host}-*")):
+        pid = folder.name[len(f"job-{host}-"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> Path:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from zoo_tupate.core.errors import TuningError
+from zoo_tupate.zoobuild.executors import raywatch
 from zoo_tupate.zoobuild.executors.base import (
     Executor,
     Job,
@@ -83,15 +84,23 @@ class RayExecutor(Executor):
         log = log or log_line
         # Ray prints its workers' output and its own notes (a worker died, a task is retried) on stdout; they
         # go to stderr with the rest of the progress, so that stdout stays clean for --json
-        with contextlib.redirect_stdout(sys.stderr):
-            started_here = self._connect(ray)
+        # a local instance's processes are stopped by a watchdog if this one is killed (from its start on)
+        watchdog = raywatch.start() if not (self.address or ray.is_initialized()) else None
         try:
-            self._slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
             with contextlib.redirect_stdout(sys.stderr):
-                return self._run(ray, jobs, on_outcome, log)
+                started_here = self._connect(ray)
+        except BaseException:
+            raywatch.stop(watchdog)
+            raise
+        try:
+            with _exit_on_signals(started_here):  # SIGTERM/SIGHUP unwind to the shutdown below
+                self._slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+                with contextlib.redirect_stdout(sys.stderr):
+                    return self._run(ray, jobs, on_outcome, log)
         finally:
             if started_here:
-                ray.shutdown()
+                ray.shutdown()  # a local instance's raylet, GCS and workers go with it
+            raywatch.stop(watchdog)
 
     def _run(self, ray: Any, jobs: list[Job], on_outcome: OnOutcome | None, log: Log) -> list[Outcome]:
         remote = ray.remote(max_calls=0)(_execute)  # a worker keeps its loaded data and model between jobs
@@ -131,6 +140,29 @@ class RayExecutor(Executor):
                     ray.cancel(ref, force=True)
                 raise
         return outcomes
+
+
+@contextlib.contextmanager
+def _exit_on_signals(enabled: bool) -> Any:
+    """While the block runs, SIGTERM and SIGHUP raise ``SystemExit`` (128 + signal) in the main thread instead of
+    ending the process at once, so that the local Ray instance this run started is shut down (otherwise its
+    processes outlive the driver for a minute or more). SIGINT already raises ``KeyboardInterrupt``."""
+    import signal
+    import threading
+
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _ray_error(exc: BaseException, retries: int) -> str:
