@@ -68,6 +68,9 @@ class FaultRule:
     as a leaky proxy might: checks that clients keep tokens out of what they print).
     ``stall`` (send ``value`` bytes of a file body, then keep the connection open without sending more, until
     the client hangs up or 60 s pass).
+    ``bloat`` (answer a file GET with ``value`` bytes of zeros, announced in ``Content-Length``; with ``text``
+    ``"no-length"`` the length is not announced and the body ends when the connection closes), ``redirect``
+    (answer 302 to the URL in ``text``), ``answer`` (answer 200 with ``text`` as the JSON body).
     ``times``: how many requests it applies to (None = every one). ``methods``: limit to these methods.
     """
 
@@ -76,6 +79,7 @@ class FaultRule:
     value: float = 0
     times: int | None = None
     methods: tuple[str, ...] | None = None
+    text: str = ""
 
     def matches(self, method: str, path: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -382,8 +386,8 @@ class HubServer:
 
     # -- fault knobs -------------------------------------------------------------------------------
     def add_fault(self, kind: str, pattern: str, value: float = 0, times: int | None = None,
-                  methods: tuple[str, ...] | None = None) -> FaultRule:
-        rule = FaultRule(kind, pattern, value, times, methods)
+                  methods: tuple[str, ...] | None = None, text: str = "") -> FaultRule:
+        rule = FaultRule(kind, pattern, value, times, methods, text)
         self.faults.append(rule)
         return rule
 
@@ -623,6 +627,12 @@ class _Handler(BaseHTTPRequestHandler):
             echo = self.hub.take_fault("echo", method, decoded_path)
             if echo is not None:
                 raise HubHTTPError(int(echo.value), f"rejected request with Authorization: {auth or '(none)'}")
+            redirect = self.hub.take_fault("redirect", method, decoded_path)
+            if redirect is not None:
+                return self._send(302, b"", {"Location": redirect.text})
+            answer = self.hub.take_fault("answer", method, decoded_path)
+            if answer is not None:
+                return self._send(200, answer.text.encode())
             self._route(method, segments, body)
         except HubHTTPError as err:
             self._send_error(err)
@@ -926,6 +936,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             if self.hub.take_fault("corrupt", method, self.record.path) is not None:
                 body = bytes(b ^ 0x5A for b in body)
+            bloat = self.hub.take_fault("bloat", method, self.record.path)
+            if bloat is not None:
+                return self._send_bloated(int(bloat.value), bloat.text != "no-length", headers)
             stall = self.hub.take_fault("stall", method, self.record.path)
             if stall is not None:
                 return self._send_stalled(status, body, int(stall.value), headers)
@@ -947,6 +960,26 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
+
+    def _send_bloated(self, nbytes: int, announce: bool, headers: dict[str, str]) -> None:
+        """``nbytes`` of zeros (a server filling the client's disk), until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if announce:
+            self.send_header("Content-Length", str(nbytes))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk, sent = bytes(1 << 16), 0
+        try:
+            while sent < nbytes and self.hub.running:
+                self.wfile.write(chunk[:min(len(chunk), nbytes - sent)])
+                sent += min(len(chunk), nbytes - sent)
+        except OSError:
+            pass
+        self.record.status, self.record.body_bytes = 200, sent
 
     def _send_stalled(self, status: int, body: bytes, limit: int, headers: dict[str, str]) -> None:
         self._send_bytes_head(status, body, headers)

@@ -326,6 +326,10 @@ def generate(root: Path, seed: int = 0, marker: Path | None = None) -> list[Case
     import hostile_cases
 
     hostile_cases.generate(root, sys.modules[__name__], add)
+    # --- the hostile files of issue 23 (hand-made too)
+    import hardening2_cases
+
+    hardening2_cases.generate(root, sys.modules[__name__], add)
     return cases
 
 

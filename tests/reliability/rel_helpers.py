@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Longest error line accepted (the CLI caps what a line quotes; issue 23 item 15).
+MAX_ERROR_LINE = 2_500
 
 
 @dataclass
@@ -21,8 +23,9 @@ class Outcome:
     stderr: str
     crashed: str = ""  # a non-ZooError exception that escaped (CliRunner) or a traceback (subprocess)
 
-    def problems(self, must_fail: bool, names: str | None = None) -> list[str]:
-        """What is wrong with this outcome under the error contract (empty: fine)."""
+    def problems(self, must_fail: bool, names: str | None = None, unexpected_ok: bool = False) -> list[str]:
+        """What is wrong with this outcome under the error contract (empty: fine). An error the last-resort
+        handler caught (``unexpected ...``) is a problem unless ``unexpected_ok`` (a test that injects one)."""
         out = []
         if self.crashed:
             out.append(f"crashed: {self.crashed}")
@@ -32,6 +35,10 @@ class Outcome:
             lines = self.stderr.splitlines()
             if len(lines) != 1 or not lines[0].startswith("error: "):
                 out.append(f"stderr is not exactly one error line: {self.stderr[-600:]!r}")
+            elif ": unexpected " in lines[0] and not unexpected_ok:
+                out.append(f"the last-resort handler caught it: {lines[0][:600]!r}")
+            elif len(lines[0]) > MAX_ERROR_LINE:
+                out.append(f"error line of {len(lines[0]):,} characters: {lines[0][:300]!r}...")
             elif names and names not in lines[0]:
                 out.append(f"error line does not name {names}: {lines[0]!r}")
         elif must_fail:
