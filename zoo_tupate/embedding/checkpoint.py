@@ -7,6 +7,7 @@ from typing import Any
 
 from zoo_tupate.core.errors import UnsupportedCheckpoint
 from zoo_tupate.core.safetext import escape_controls
+from zoo_tupate.embedding.rankable import vector_reason
 from zoo_tupate.embedding.segments import SEGMENTS_KEY, layout_segments
 from zoo_tupate.embedding.space import normalize_base_model, space_name
 from zoo_tupate.embedding.vectors import (
@@ -16,7 +17,6 @@ from zoo_tupate.embedding.vectors import (
     degenerate_reason,
     delta_vector,
     raw_vector,
-    vector_reason,
 )
 from zoo_tupate.formats.weights import sha256_files
 from zoo_tupate.readers import CheckpointFolder, TunedParams, open_checkpoint, read_opened, read_tuned

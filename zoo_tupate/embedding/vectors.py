@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from zoo_tupate.core.errors import UnsupportedCheckpoint
+from zoo_tupate.embedding.rankable import FLOAT32_TINY
 from zoo_tupate.readers.base import TunedParams
 
 METHODS = ("lora", "bitfit", "prefix", "prompt", "ia3", "bottleneck")
@@ -374,29 +375,6 @@ def degenerate_reason(params: TunedParams) -> str | None:
     if not any(nonzero(i) for i in range(len(arrays))):
         return "all tuned tensors are zero"
     return None
-
-
-#: Smallest normal float32: a vector whose squared norm is below it cannot be compared (its cosines are 0/0).
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-
-
-def vector_reason(vector: np.ndarray) -> str | None:
-    """Why an embedding vector cannot be ranked (non-finite, zero, or too small for float32), or None."""
-    v = np.asarray(vector, dtype=np.float64)
-    if not np.all(np.isfinite(v)):
-        return "the embedding has non-finite values"
-    square = float(np.dot(v, v))
-    if square == 0.0:
-        return "every value of the embedding is zero (nothing to compare)"
-    if square < FLOAT32_TINY:
-        return f"the embedding's values are too small to compare (squared norm {square:.3g}, under float32's range)"
-    return None
-
-
-def rankable(square_norms: np.ndarray) -> np.ndarray:
-    """Which rows (given their float64 squared norms) can be ranked: finite and not zero (see :func:`vector_reason`)."""
-    sq = np.asarray(square_norms, dtype=np.float64)
-    return np.isfinite(sq) & (sq >= FLOAT32_TINY)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoo_tupate.embedding.rankable import rankable
 from zoo_tupate.embedding.segments import Key, segment_keys, segments_of, short_modules
 from zoo_tupate.embedding.space import parse_space, short_space
-from zoo_tupate.embedding.vectors import Embedding, rankable
+from zoo_tupate.embedding.vectors import Embedding
 from zoo_tupate.ranking.ranker.layout import shared_parts
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo_tupate.embedding.vectors import Embedding, rankable
+from zoo_tupate.embedding.rankable import rankable
+from zoo_tupate.embedding.vectors import Embedding
 from zoo_tupate.ranking.result import Suggestion
 from zoo_tupate.store import ann
 from zoo_tupate.store.index import Entry, Index
@@ -16,7 +17,7 @@ from zoo_tupate.store.index import Entry, Index
 
 def cosine_scores(target: np.ndarray, matrix: np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     """Cosine of ``target`` with each row of ``matrix`` (after subtracting ``center`` when given); NaN for a
-    row that cannot be ranked (zero, too small or non-finite: see :func:`~zoo_tupate.embedding.vectors.rankable`)."""
+    row that cannot be ranked (zero, too small or non-finite: see :func:`~zoo_tupate.embedding.rankable.rankable`)."""
     t = target.astype(np.float32)
     m = matrix
     live = rankable(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))

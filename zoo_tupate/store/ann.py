@@ -249,7 +249,7 @@ def _sqnorms(view: ShardView, cache: ShardCache) -> np.ndarray:
 def rankable_rows(views: list[ShardView], n: int, cache: ShardCache) -> np.ndarray:
     """Which of the ``n`` candidates can be ranked, from the stored squared norms (see
     :func:`~zoo_tupate.embedding.rankable`)."""
-    from zoo_tupate.embedding.vectors import rankable
+    from zoo_tupate.embedding.rankable import rankable
 
     out = np.zeros(n, bool)
     for view in views:
