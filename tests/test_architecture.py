@@ -3,13 +3,11 @@ module in a layer, no import circles, no import that climbs a layer, small modul
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("import_layers", REPO / "scripts" / "import_layers.py")
-layers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(layers)
+from scripts_helper import load_script
+
+layers = load_script("import_layers")
 
 
 def test_every_module_sits_in_a_layer() -> None:

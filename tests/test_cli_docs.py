@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from scripts_helper import ROOT, load_script
 
 
 def test_the_cli_reference_is_current() -> None:
-    spec = importlib.util.spec_from_file_location("cli_docs", ROOT / "scripts" / "cli_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("cli_docs")
     written = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert written == module.render(), "docs/cli.md is out of date: run python scripts/cli_docs.py --write"
     for command in ("suggest", "zoo build", "index add", "tune", "eval", "pull"):

@@ -334,13 +334,20 @@ def _reason_by_rows(params: TunedParams) -> str | None:
                 break
         else:
             return "every lora_B is zero: the adapter is a no-op (never trained)"
-        if params.scaling and not any(params.scaling.values()):
-            return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
-        if params.scaling and max(abs(v) for v in params.scaling.values()) < FLOAT32_TINY:
-            return (f"α/r is {max(params.scaling.values()):.3g}: every ΔW = (α/r)·B·A is zero in float32 "
-                    "(the adapter is a no-op)")
+        if (reason := _scaling_reason(params)) is not None:
+            return reason
     if not any(_nonzero(part, sq, params.release) for part, sq in zip(parts, squares, strict=True)):
         return "all tuned tensors are zero"
+    return None
+
+
+def _scaling_reason(params: TunedParams) -> str | None:
+    """Why a LoRA's α/r scaling makes every ΔW zero (0, or below float32's smallest normal), or None."""
+    if params.scaling and not any(params.scaling.values()):
+        return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
+    if params.scaling and max(abs(v) for v in params.scaling.values()) < FLOAT32_TINY:
+        return (f"α/r is {max(params.scaling.values()):.3g}: every ΔW = (α/r)·B·A is zero in float32 "
+                "(the adapter is a no-op)")
     return None
 
 
@@ -367,11 +374,8 @@ def degenerate_reason(params: TunedParams) -> str | None:
     if params.method == "lora":
         if not any(nonzero(i) for i, (n, _) in enumerate(arrays) if n.endswith("lora_B")):
             return "every lora_B is zero: the adapter is a no-op (never trained)"
-        if params.scaling and not any(params.scaling.values()):
-            return "lora_alpha is 0: every ΔW = (α/r)·B·A is zero (the adapter is a no-op)"
-        if params.scaling and max(abs(v) for v in params.scaling.values()) < FLOAT32_TINY:
-            return (f"α/r is {max(params.scaling.values()):.3g}: every ΔW = (α/r)·B·A is zero in float32 "
-                    "(the adapter is a no-op)")
+        if (reason := _scaling_reason(params)) is not None:
+            return reason
     if not any(nonzero(i) for i in range(len(arrays))):
         return "all tuned tensors are zero"
     return None

@@ -195,15 +195,9 @@ def _fetch_one(
         return _fetch_within(req, headers, cache_dir, is_offline, indexed_sources, force, display)
 
 
-def _fetch_within(
-    req: RepoRequest,
-    headers: dict[str, str] | None,
-    cache_dir: Path,
-    is_offline: bool,
-    indexed_sources: set[str],
-    force: bool,
-    display: RepoProgress,
-) -> PullResult | _Fetched:
+def _fetch_within(req: RepoRequest, headers: dict[str, str] | None, cache_dir: Path, is_offline: bool,
+                  indexed_sources: set[str], force: bool, display: RepoProgress) -> PullResult | _Fetched:
+    """:func:`_fetch_one`'s work, inside its deadline (``headers``: the deadline's request headers)."""
     key = _key(req)
     display.status(key, "resolving")
     note = ""

@@ -20,20 +20,10 @@ from zoo_tupate.ranking.space_search import NO_SPACE, own_space, score_rows
 from zoo_tupate.store.index import Index
 
 
-def rank(
-    index: Index,
-    targets: list[Embedding],
-    exclude: set[str],
-    top_k: int | None = 10,
-    methods: Iterable[str] | None = None,
-    reprs: Iterable[str] | None = None,
-    ensemble: bool = False,
-    center: bool = False,
-    exact: bool = False,
-    cross_layout: str = "auto",
-    pool: Sequence[tuple[Index, set[str]]] | None = None,
-) -> Ranking:
-    """Rank index entries against each target embedding in its own space (see :meth:`Index.suggest`).
+def _rank(index: Index, targets: list[Embedding], exclude: set[str], top_k: int | None,
+          methods: Iterable[str] | None, reprs: Iterable[str] | None, ensemble: bool, center: bool, exact: bool,
+          cross_layout: str, pool: Sequence[tuple[Index, set[str]]] | None) -> Ranking:
+    """One pass of :func:`suggest`: index entries against each target embedding in its own space.
 
     ``cross_layout`` (:mod:`zoo_tupate.ranking.crosslayout`): ``auto`` also scores entries of other layouts of the
     target's base model and method on their shared modules when the target's own space has no candidate in
@@ -208,9 +198,8 @@ def suggest(
     """
     for attempt in range(2):
         try:
-            return rank(index, targets, exclude=set(exclude), top_k=top_k, methods=methods, reprs=reprs,
-                        ensemble=ensemble, center=center, exact=exact, cross_layout=cross_layout,
-                        pool=pool)
+            return _rank(index, targets, set(exclude), top_k, methods, reprs, ensemble, center, exact, cross_layout,
+                         pool)
         except FileNotFoundError:
             if attempt:
                 raise

@@ -89,7 +89,7 @@ class Zoo:
 
     def suggest(self, targets: list[Embedding], exclude: Iterable[str] = (), top_k: int | None = 10,
                 ensemble: bool = False, **options: Any) -> Ranking:
-        """:meth:`Index.suggest` over every layer, merged: per space (or per source with ``ensemble``) the
+        """:func:`~zoo_tupate.ranking.rank.suggest` over every layer, merged: per space (or per source with ``ensemble``) the
         rows of all layers re-ranked by score; starter entries shadowed by a user name are left out, and so
         is a starter entry of a task and space a user entry was built or pulled for (:meth:`task_spaces`)."""
         exclude = set(exclude)

@@ -175,16 +175,8 @@ def build_bottleneck(model: nn.Module, base_model: str, name: str, num_labels: i
 
 def adapter_config(model: BottleneckModel, base_model_id: str, extra: dict[str, Any] | None = None) -> dict:
     """``adapter_config.json`` as ``save_adapter`` writes it (plus ``zoo_tupate`` when given)."""
-    enc = model.encoder_model.config
-    config = {
-        "config": {**PFEIFFER_CONFIG, "reduction_factor": model.reduction_factor},
-        "hidden_size": int(enc.hidden_size),
-        "model_class": MODEL_CLASSES.get(enc.model_type, "BertAdapterModel"),
-        "model_name": base_model_id,
-        "model_type": enc.model_type,
-        "name": model.name,
-        "version": VERSION,
-    }
+    config = {"config": {**PFEIFFER_CONFIG, "reduction_factor": model.reduction_factor},
+              **_envelope(model, base_model_id)}
     if extra:
         config["zoo_tupate"] = extra
     return config
@@ -192,19 +184,20 @@ def adapter_config(model: BottleneckModel, base_model_id: str, extra: dict[str, 
 
 def head_config(model: BottleneckModel, base_model_id: str) -> dict[str, Any]:
     """``head_config.json`` of AdapterHub's classification head."""
-    enc = model.encoder_model.config
     labels = model.heads[model.name][4].out_features
     return {
         "config": {"activation_function": "tanh", "bias": True, "dropout_prob": None,
                    "head_type": "classification", "label2id": {f"LABEL_{i}": i for i in range(labels)},
                    "layers": 2, "num_labels": labels, "use_pooler": False},
-        "hidden_size": int(enc.hidden_size),
-        "model_class": MODEL_CLASSES.get(enc.model_type, "BertAdapterModel"),
-        "model_name": base_model_id,
-        "model_type": enc.model_type,
-        "name": model.name,
-        "version": VERSION,
+        **_envelope(model, base_model_id),
     }
+
+
+def _envelope(model: BottleneckModel, base_model_id: str) -> dict[str, Any]:
+    """The keys AdapterHub writes around an adapter's or a head's own config (the model it belongs to)."""
+    enc = model.encoder_model.config
+    return {"hidden_size": int(enc.hidden_size), "model_class": MODEL_CLASSES.get(enc.model_type, "BertAdapterModel"),
+            "model_name": base_model_id, "model_type": enc.model_type, "name": model.name, "version": VERSION}
 
 
 def save_bottleneck(folder: Path, model: BottleneckModel, base_model_id: str,
