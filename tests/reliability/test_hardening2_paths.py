@@ -73,8 +73,8 @@ def test_verify_finds_the_adapter_of_tune_and_zoo_build_entries(tmp_path: Path) 
     assert {e.source for e in built} == {str(work / "runs" / "glue-rte" / "lora" / "early")}
     folder, _sha, reason = source_adapter(Index(home), _row(entry), BASE_ID)
     assert folder == work / "runs" / "glue-rte" / "lora" / "early" and not reason, reason
-    # the jobs' work folders were under --home (torch may keep its own torchinductor_<user> cache there)
-    assert not [p for p in (tmp_path / "system-tmp").iterdir() if not p.name.startswith("torchinductor_")]
+    # the jobs' work folders were under --home, and so was torch's compiler cache
+    assert not list((tmp_path / "system-tmp").iterdir())
 
 
 def test_a_killed_build_leaves_its_work_folders_under_home_and_the_next_build_removes_them(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ name to ``COMMAND_MODULES`` to register it. The top layer, with :mod:`zoo_tupate
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import click
@@ -35,6 +36,8 @@ def main(ctx: click.Context, home: Path | None, debug: bool) -> None:
         click.echo(f"error: {home}: --home (or ZOO_TUPATE_HOME) must be a directory, and this is a file", err=True)
         ctx.exit(2)
     ctx.obj["debug"] = debug
+    # torch's compiler cache would otherwise land in the system temp dir: nothing is written outside --home
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home / "cache" / "torchinductor"))
 
 
 for _name in COMMAND_MODULES:
