@@ -46,12 +46,11 @@ def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def readme_main_job() -> list[str]:
-    """The README's main-job command (the first command of its 'The main job' code block)."""
+    """The README's main-job command (the ``$`` line of its 'The main job' console block)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"## The main job.*?```bash\n(.*?)```", text, re.S)
-    assert block, "README has no 'The main job' code block"
-    line = next(ln for ln in block.group(1).splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
-    return line.split("#", 1)[0].split()
+    block = re.search(r"## The main job.*?```console\n\$ ([^\n]*)\n", text, re.S)
+    assert block, "README has no 'The main job' console block"
+    return block.group(1).split("#", 1)[0].split()
 
 
 @pytest.fixture(scope="module")
