@@ -61,11 +61,7 @@ def generate(root: Path, mc, add: Callable[[str, str, Path, str], None]) -> None
     tensors = mc.lora_tensors(rng)
     good = mc.st_bytes(tensors)
 
-    def case(name: str, weights: bytes | None, config=mc.CONFIG, expect: str = "fail",
-             weights_name: str = "adapter_model.safetensors") -> Path:
-        folder = mc.write_ckpt(root / f"h23-{name}", weights, config, weights_name)
-        add("h23", name, folder, expect)
-        return folder
+    case = mc.case_writer(root, "h23", add)
 
     # 6. scalars where LoRA factors belong
     case("lora-shape-scalar", mc.st_bytes({k: np.float32(0.5).reshape(()) for k in tensors}))

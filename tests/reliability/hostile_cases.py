@@ -68,11 +68,7 @@ def generate(root: Path, mc, add: Callable[[str, str, Path, str], None]) -> None
     first = sorted(k for k in header if k != "__metadata__")[0]
     text = json.dumps(header)
 
-    def case(name: str, weights: bytes | None, config=mc.CONFIG, expect: str = "fail",
-             weights_name: str = "adapter_model.safetensors") -> Path:
-        folder = mc.write_ckpt(root / f"hostile-{name}", weights, config, weights_name)
-        add("hostile", name, folder, expect)
-        return folder
+    case = mc.case_writer(root, "hostile", add)
 
     for name, dtype in {"dtype-list": ["F32"], "dtype-object": {"F": 32}}.items():
         case(name, mc.raw_st({**header, first: {**header[first], "dtype": dtype}}, data))

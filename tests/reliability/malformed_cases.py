@@ -16,6 +16,7 @@ import os
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,19 @@ def write_ckpt(folder: Path, weights: bytes | None, config: bytes | dict | None 
         text = config if isinstance(config, bytes) else json.dumps(config).encode()
         (folder / "adapter_config.json").write_bytes(text)
     return folder
+
+
+def case_writer(root: Path, family: str, add: Callable[[str, str, Path, str], None]) -> Callable[..., Path]:
+    """``case(name, weights, config=CONFIG, expect="fail", weights_name=...)``: write one checkpoint of
+    ``family`` under ``root`` (folder ``<family>-<name>``) and register it with ``add``."""
+
+    def case(name: str, weights: bytes | None, config: bytes | dict | None = CONFIG, expect: str = "fail",
+             weights_name: str = "adapter_model.safetensors") -> Path:
+        folder = write_ckpt(root / f"{family}-{name}", weights, config, weights_name)
+        add(family, name, folder, expect)
+        return folder
+
+    return case
 
 
 class _Exec:
